@@ -1,0 +1,57 @@
+# bedside — the two commands: `make demo` and `make test`. Both set up what they need first.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+NPMSTAMP := dashboard/node_modules/.installed
+PACKAGES := monitor drivers alerts dashboard simulators
+
+.PHONY: venv demo test lint typecheck unit integration browser system-deps clean bench fuzz
+
+venv: $(STAMP) $(NPMSTAMP)
+
+$(STAMP): pyproject.toml
+	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "bedside needs Python >= 3.11")'
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+$(NPMSTAMP): dashboard/package.json dashboard/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing: apt-get install nodejs npm"; exit 1; }
+	cd dashboard && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+system-deps:
+	@scripts/ensure-system-deps
+
+demo: venv
+	@scripts/ensure-system-deps --optional mosquitto
+	$(BIN)/bedside demo
+
+lint: venv
+	$(BIN)/ruff check $(PACKAGES) tests
+
+typecheck: venv
+	$(BIN)/mypy --strict $(PACKAGES)
+
+unit: venv
+	$(BIN)/pytest -q tests/unit
+
+integration: venv system-deps
+	$(BIN)/pytest -q tests/integration
+
+browser: venv system-deps
+	$(BIN)/pytest -q tests/browser
+
+test: venv system-deps lint typecheck
+	$(BIN)/pytest -q -p no:cacheprovider tests
+
+bench: venv system-deps
+	@echo "no benchmarks yet (issue 8)"
+
+fuzz: venv
+	@echo "no long fuzzing yet (issue 8)"
+
+clean:
+	rm -rf $(VENV) dashboard/node_modules .mypy_cache .ruff_cache .pytest_cache

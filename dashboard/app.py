@@ -1,0 +1,157 @@
+"""The dashboard's FastAPI app: health, login, the bays API, the live websocket and the static page.
+
+Every endpoint but `/api/health`, the login page and the static assets (which hold no patient data) needs a
+token: a bearer header for API clients, the HttpOnly login cookie for the page.
+"""
+
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import Depends, FastAPI, HTTPException, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+
+from alerts.engine import AlarmEngine
+from dashboard.auth import COOKIE, allows, request_token, role_of
+from dashboard.live import item_json, snapshot
+from monitor.broadcast import Broadcast
+from monitor.hub import Hub
+from monitor.model import LiveItem
+from monitor.tokens import Role
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+UPLOT = Path(__file__).parent / "node_modules" / "uplot" / "dist"
+SEND_TIMEOUT = 10.0  # a client that cannot take a message for this long is disconnected (it resyncs on reconnect)
+
+CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; object-src 'none'; frame-ancestors 'none'"
+
+
+@dataclass(slots=True)
+class LiveSources:
+    """What the dashboard reads: never writes. Built by the service."""
+
+    site: str
+    hub: Hub
+    engine: AlarmEngine
+    broadcast: Broadcast[LiveItem]
+    db: sqlite3.Connection
+
+
+class LoginRequest(BaseModel):
+    token: str
+
+
+def create_app(src: LiveSources) -> FastAPI:
+    app = FastAPI(title="bedside", version="0.1.0", docs_url=None, redoc_url=None)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    def need(role: Role) -> Callable[[Request], Role]:
+        def check(request: Request) -> Role:
+            have = role_of(src.db, request_token(request.headers, request.cookies))
+            if have is None:
+                raise HTTPException(401, "login or bearer token required", {"WWW-Authenticate": "Bearer"})
+            if not allows(have, role):
+                raise HTTPException(403, f"needs role {role}")
+            return have
+
+        return check
+
+    Viewer = Annotated[Role, Depends(need("viewer"))]
+
+    # Handlers are async so they run on the event loop, never concurrently with the hub's updates.
+    @app.get("/api/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "site": src.site, "bays": len(src.hub.bays), "time": time.time()}
+
+    @app.get("/api/bays")
+    async def bays(_: Viewer) -> dict[str, Any]:
+        return snapshot(src.site, src.hub, src.engine, time.time())
+
+    @app.post("/api/login")
+    async def login(body: LoginRequest, request: Request) -> JSONResponse:
+        role = role_of(src.db, body.token)
+        if role is None:
+            raise HTTPException(401, "token not accepted")
+        response = JSONResponse({"role": role})
+        response.set_cookie(COOKIE, body.token, httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https", max_age=12 * 3600)
+        return response
+
+    @app.post("/api/logout")
+    async def logout() -> JSONResponse:
+        response = JSONResponse({"ok": True})
+        response.delete_cookie(COOKIE)
+        return response
+
+    @app.websocket("/ws/live")
+    async def live(ws: WebSocket) -> None:
+        role = role_of(src.db, request_token(ws.headers, ws.cookies))
+        origin = ws.headers.get("origin")
+        if role is None or (origin is not None and urlsplit(origin).netloc != ws.headers.get("host")):
+            await ws.close(code=1008)  # before accept: the handshake is refused with 403
+            return
+        await ws.accept()
+        with src.broadcast.subscribe() as sub:
+            await ws.send_json({"type": "snapshot", **snapshot(src.site, src.hub, src.engine, time.time())})
+            reader = asyncio.create_task(_drain(ws))
+            try:
+                while not reader.done():
+                    get = asyncio.create_task(sub.queue.get())
+                    overflow = asyncio.create_task(sub.overflowed.wait())
+                    done, _ = await asyncio.wait({get, overflow, reader}, return_when=asyncio.FIRST_COMPLETED)
+                    for task in (get, overflow):
+                        if task not in done:
+                            task.cancel()
+                    if overflow in done:
+                        await ws.close(code=1013, reason="too slow; reconnect to resynchronise")
+                        return
+                    if get in done:
+                        await asyncio.wait_for(ws.send_json(item_json(get.result())), SEND_TIMEOUT)
+            except (WebSocketDisconnect, TimeoutError, RuntimeError):
+                pass
+            finally:
+                reader.cancel()
+
+    def page(name: str) -> Callable[[Request], Response]:
+        def serve(request: Request) -> Response:
+            if name == "index.html" and role_of(src.db, request_token(request.headers, request.cookies)) is None:
+                return RedirectResponse("/login", status_code=303)
+            return FileResponse(STATIC / name, headers={"Cache-Control": "no-store"})
+
+        return serve
+
+    app.add_api_route("/", page("index.html"), methods=["GET"], include_in_schema=False)
+    app.add_api_route("/login", page("login.html"), methods=["GET"], include_in_schema=False)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if UPLOT.is_dir():
+        app.mount("/vendor/uplot", StaticFiles(directory=UPLOT), name="uplot")
+    else:
+        log.error("uPlot not found at %s: run `make venv` (npm ci); the page will show no trends", UPLOT)
+    return app
+
+
+async def _drain(ws: WebSocket) -> None:
+    """Read (and ignore) what the client sends, so a disconnect is noticed even when nothing is being sent."""
+    try:
+        while True:
+            await ws.receive_text()
+    except (WebSocketDisconnect, RuntimeError):
+        return

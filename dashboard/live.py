@@ -1,0 +1,49 @@
+"""What the page and API clients see: the JSON of a full snapshot and of each live item.
+
+These shapes are the contract with dashboard/static/*.js (documented in docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alerts.engine import AlarmEngine
+from monitor.hub import Hub
+from monitor.model import AlarmEvent, LiveItem, Observation, TechnicalStatus
+
+JSON = dict[str, Any]
+
+
+def alarm_json(e: AlarmEvent) -> JSON:
+    return {"id": e.id, "kind": e.kind, "priority": e.priority, "vital": e.vital, "value": e.value,
+            "limit": e.limit, "message": e.message, "device": e.device, "since": e.time}
+
+
+def snapshot(site: str, hub: Hub, engine: AlarmEngine, now: float) -> JSON:
+    """Every bay with its latest value and time per vital, technical statuses and active alarms."""
+    bays = []
+    for state in hub.bays.values():
+        bays.append({
+            "id": state.bay.id,
+            "name": state.bay.name,
+            "devices": list(state.bay.devices),
+            "vitals": {k: {"value": o.value, "time": o.receive_time, "device": o.device}
+                       for k, o in state.latest.items()},
+            "technical": [{"device": t.device, "condition": t.condition.value, "vital": t.vital,
+                           "detail": t.detail, "since": t.time} for t in state.technical.values()],
+            "alarms": [alarm_json(e) for e in engine.active(state.bay.id)],
+        })
+    return {"site": site, "server_time": now, "bays": bays}
+
+
+def item_json(item: LiveItem) -> JSON:
+    """One live message for /ws/live."""
+    if isinstance(item, Observation):
+        return {"type": "obs", "bay": item.bay, "device": item.device, "vital": item.vital, "value": item.value,
+                "time": item.receive_time}
+    if isinstance(item, TechnicalStatus):
+        return {"type": "technical", "bay": item.bay, "device": item.device, "condition": item.condition.value,
+                "vital": item.vital, "active": item.active, "detail": item.detail, "time": item.time}
+    body = alarm_json(item)
+    del body["since"]
+    return {"type": "alarm", "bay": item.bay, "phase": item.phase, "time": item.time, **body}

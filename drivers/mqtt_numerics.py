@@ -1,0 +1,119 @@
+"""Codec for MQTT numerics in schema `bedside/v1` (../shared/ARCHITECTURE.md, "Names on the wire").
+
+A device publishes `{"ts": ISO 8601 or Unix seconds, "seq": int, "values": {vital: number | null},
+"status": {vital: condition}}` to `bedside/v1/<site>/dev/<device_id>/numerics` and its presence (`online` /
+`offline`, retained, last will `offline`) to `.../state`. A null value is no reading plus "no data" for that
+vital; a `status` entry is a device-reported technical condition. Sans-I/O: payload bytes in, events out.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+
+from drivers.codec import CodecStats, ConditionKey, ConditionTracker, reject
+from monitor.model import Condition, DeviceCondition, DeviceEvent, Reading
+from monitor.vitals import VITALS, is_plausible
+
+SCHEMA = "bedside/v1"
+
+
+def numerics_topic(site: str, device_id: str) -> str:
+    return f"{SCHEMA}/{site}/dev/{device_id}/numerics"
+
+
+def state_topic(site: str, device_id: str) -> str:
+    return f"{SCHEMA}/{site}/dev/{device_id}/state"
+
+
+class MqttNumericsCodec:
+    """Decodes one device's numerics and presence messages."""
+
+    name = "mqtt"
+
+    def __init__(self) -> None:
+        self.stats = CodecStats()
+        self._conditions = ConditionTracker()
+        self._last_seq: int | None = None
+
+    def presence(self, payload: bytes) -> list[DeviceEvent]:
+        """A state-topic message: `offline` (or the last will) means the device is lost."""
+        text = payload.decode("utf-8", "replace").strip().lower()
+        if text not in ("online", "offline"):
+            reject(self.stats, self.name, payload, "presence is neither online nor offline")
+            return []
+        return [DeviceCondition(Condition.DEVICE_LOST, text == "offline", None, "device reported offline")]
+
+    def numerics(self, payload: bytes) -> list[DeviceEvent]:
+        """A numerics message; a malformed one is counted, logged and yields nothing."""
+        try:
+            msg = json.loads(payload)
+        except (ValueError, RecursionError):
+            reject(self.stats, self.name, payload, "not JSON")
+            return []
+        why = _invalid(msg)
+        if why:
+            reject(self.stats, self.name, payload, why)
+            return []
+        assert isinstance(msg, dict)
+        when = _timestamp(msg["ts"])
+        if when is None:
+            reject(self.stats, self.name, payload, "ts is not ISO 8601 or Unix seconds")
+            return []
+        self.stats.frames += 1
+        self._last_seq = msg["seq"]
+
+        present: dict[ConditionKey, str] = {}
+        for vital, cond in msg.get("status", {}).items():
+            present[(Condition(cond), vital)] = f"device reports {cond}"
+        readings: list[DeviceEvent] = []
+        for vital, value in msg["values"].items():
+            if value is None:
+                if not any(k[1] == vital for k in present):
+                    present[(Condition.NO_DATA, vital)] = "device sent no value"
+            elif not math.isfinite(value) or not is_plausible(vital, value):
+                present[(Condition.INVALID_VALUE, vital)] = f"{value!r} is not a possible value"
+            else:
+                readings.append(Reading(vital, float(value), when))
+        return [*self._conditions.update(present), *readings]
+
+
+def _invalid(msg: object) -> str:
+    """Why `msg` does not follow the schema, or "" when it does."""
+    if not isinstance(msg, dict):
+        return "not a JSON object"
+    if "ts" not in msg or "values" not in msg:
+        return "missing ts or values"
+    seq = msg.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        return "seq is not a non-negative integer"
+    values = msg["values"]
+    if not isinstance(values, dict):
+        return "values is not an object"
+    for key, value in values.items():
+        if key not in VITALS:
+            return f"unknown vital {key!r}"
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            return f"value of {key} is not a number or null"
+    status = msg.get("status", {})
+    if not isinstance(status, dict):
+        return "status is not an object"
+    for key, cond in status.items():
+        if key not in VITALS:
+            return f"unknown vital {key!r} in status"
+        if cond not in Condition.__members__.values():
+            return f"unknown condition {cond!r} for {key}"
+    return ""
+
+
+def _timestamp(ts: object) -> float | None:
+    if isinstance(ts, int | float) and not isinstance(ts, bool):
+        return float(ts) if math.isfinite(ts) else None
+    if isinstance(ts, str):
+        try:
+            parsed = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed.timestamp() if parsed.tzinfo is not None else None
+    return None

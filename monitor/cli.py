@@ -1,0 +1,152 @@
+"""The `bedside` command: run, demo, simulate, token.
+
+    bedside run --config FILE
+    bedside demo [--bays N] [--port P] [--data-dir D]
+    bedside simulate masimo (--port PATH|URL | --pty)
+    bedside simulate mqtt --broker mqtt://HOST:PORT --device ID [--site S]
+    bedside token create --data-dir D --role viewer|nurse|admin
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+from monitor.config import ConfigError, load_config, parse_config
+from monitor.mosquitto import mosquitto_path
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(Path(args.config))
+    except ConfigError as exc:
+        print(f"bedside: {exc}", file=sys.stderr)
+        return 2
+    return _serve(cfg)
+
+
+def _serve(cfg: object) -> int:
+    from monitor.config import BedsideConfig
+    from monitor.service import Service
+
+    assert isinstance(cfg, BedsideConfig)
+
+    async def main() -> None:
+        service = Service(cfg)
+        runner = asyncio.create_task(service.run())
+        started = asyncio.create_task(service.started.wait())
+        await asyncio.wait([runner, started], return_when=asyncio.FIRST_COMPLETED)
+        if service.started.is_set():
+            print(f"bedside: serving {len(cfg.bays)} bays at http://{cfg.http.host}:{service.bound_port}/", flush=True)
+        started.cancel()
+        await runner
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def demo_config(bays: int, port: int, data_dir: Path, with_mqtt: bool) -> dict[str, object]:
+    """A clinic of `bays` simulated bays: odd bays a Masimo on a pty, even bays an MQTT monitor."""
+    bay_list = []
+    for i in range(1, bays + 1):
+        use_mqtt = with_mqtt and i % 2 == 0
+        driver = "mqtt" if use_mqtt else "masimo"
+        bay_list.append({"id": f"bay{i}", "name": f"Bay {i}",
+                         "devices": [{"id": f"{driver}-{i}", "driver": driver, "simulate": True}]})
+    return {"site": "demo", "data_dir": str(data_dir), "http": {"host": "127.0.0.1", "port": port},
+            "mqtt": {"private": with_mqtt}, "bays": bay_list}
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from monitor import db
+    from monitor.tokens import create_token
+
+    data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="bedside-demo-"))
+    with_mqtt = mosquitto_path() is not None
+    if not with_mqtt:
+        print("bedside: mosquitto is not installed, so every demo bay uses a serial (Masimo) simulator; "
+              "`apt-get install mosquitto` for MQTT bays", flush=True)
+    cfg = parse_config(demo_config(args.bays, args.port, data_dir, with_mqtt), "demo")
+    conn = db.connect(data_dir)
+    token = create_token(conn, "nurse", "demo login")
+    conn.close()
+    print(f"bedside demo: data in {data_dir}", flush=True)
+    print(f"bedside demo: log in at http://127.0.0.1:{args.port}/login#token={token}", flush=True)
+    return _serve(cfg)
+
+
+def _token(args: argparse.Namespace) -> int:
+    from monitor import db
+    from monitor.tokens import create_token
+
+    conn = db.connect(Path(args.data_dir))
+    try:
+        token = create_token(conn, args.role, args.label)
+    finally:
+        conn.close()
+    print(f"created a {args.role} token; it is shown once and only its hash is stored:")
+    print(token)
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from simulators.cli import run_simulator
+
+    return run_simulator(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bedside", description="Bedside vital-signs monitoring.")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR (default INFO)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run bedside from a config file")
+    run.add_argument("--config", required=True, help="TOML config file")
+    run.set_defaults(func=_run)
+
+    demo = sub.add_parser("demo", help="run a demo clinic of simulated bays")
+    demo.add_argument("--bays", type=int, default=6, choices=range(1, 65), metavar="N")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--data-dir", default=None, help="where to record (default: a new temporary directory)")
+    demo.set_defaults(func=_demo)
+
+    sim = sub.add_parser("simulate", help="run one device simulator")
+    sim.add_argument("protocol", choices=["masimo", "mqtt"])
+    sim.add_argument("--port", help="serial port or pyserial URL to write to (masimo)")
+    sim.add_argument("--pty", action="store_true", help="create a pty pair; print the driver-side path first")
+    sim.add_argument("--broker", help="mqtt://HOST:PORT (mqtt)")
+    sim.add_argument("--device", help="device id (mqtt)")
+    sim.add_argument("--site", default="clinic")
+    sim.add_argument("--interval", type=float, default=1.0, help="seconds between messages")
+    sim.add_argument("--seed", type=int, default=1)
+    sim.set_defaults(func=_simulate)
+
+    tok = sub.add_parser("token", help="manage API tokens")
+    tok_sub = tok.add_subparsers(dest="token_command", required=True)
+    create = tok_sub.add_parser("create", help="create a bearer token; printed as the last line")
+    create.add_argument("--data-dir", required=True)
+    create.add_argument("--role", required=True, choices=["viewer", "nurse", "admin"])
+    create.add_argument("--label", default="")
+    create.set_defaults(func=_token)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with contextlib.suppress(KeyboardInterrupt):
+        code: int = args.func(args)
+        return code
+    return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

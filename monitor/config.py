@@ -1,0 +1,175 @@
+"""bedside's configuration: one TOML file, validated with pydantic, with errors that name the file and the key.
+
+    site = "clinic"
+    data_dir = "data"
+    [http]            host = "127.0.0.1", port = 8000
+    [mqtt]            url = "mqtt://127.0.0.1:1883"  (or private = true: bedside starts its own Mosquitto)
+    [[bays]]          id, name, and [[bays.devices]] with id, driver, port (serial) or nothing (mqtt)
+    [limits.<vital>]  low, high, priority
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from monitor.vitals import VITALS
+
+Priority = Literal["high", "medium", "low"]
+_ID = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used; the message names the file, the key and what is wrong."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+
+
+class MqttConfig(_Strict):
+    url: str | None = None  # mqtt://host:port
+    private: bool = False  # start a private Mosquitto on a free loopback port
+    username: str | None = None
+    password: str | None = None
+
+    @model_validator(mode="after")
+    def _url_or_private(self) -> MqttConfig:
+        if self.url is not None and self.private:
+            raise ValueError("give either url or private = true, not both")
+        if self.url is not None and not self.url.startswith(("mqtt://", "tcp://")):
+            raise ValueError(f"url must start with mqtt:// (got {self.url!r})")
+        return self
+
+
+class DeviceConfig(_Strict):
+    id: _ID
+    driver: str
+    port: str | None = None  # serial port or pyserial URL
+    baudrate: int | None = Field(default=None, gt=0)
+    simulate: bool = False  # bedside runs a simulator of this device (pty for serial, publisher for MQTT)
+    silent_after: float = Field(default=10.0, gt=0)  # seconds without data before "no data"
+
+
+class BayConfig(_Strict):
+    id: _ID
+    name: str = ""
+    devices: list[DeviceConfig] = Field(default_factory=list)
+
+
+class LimitConfig(_Strict):
+    low: float | None = None
+    high: float | None = None
+    priority: Priority = "medium"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LimitConfig:
+        if self.low is not None and self.high is not None and self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        return self
+
+
+def default_limits() -> dict[str, LimitConfig]:
+    """Adult defaults for a ketamine infusion (thresholds from shared/reference/alarm-standards.md §4.4).
+
+    These are starting points to be set by the clinic's physician, not validated stopping rules.
+    """
+    return {
+        "spo2": LimitConfig(low=90, priority="high"),
+        "hr": LimitConfig(low=45, high=130, priority="medium"),
+        "pr": LimitConfig(low=45, high=130, priority="medium"),
+        "nibp_sys": LimitConfig(low=90, high=180, priority="high"),
+        "nibp_dia": LimitConfig(low=40, high=110, priority="medium"),
+        "rr": LimitConfig(low=8, high=30, priority="medium"),
+        "etco2": LimitConfig(low=15, high=50, priority="medium"),
+    }
+
+
+class BedsideConfig(_Strict):
+    site: _ID = "clinic"
+    data_dir: Path = Path("data")
+    http: HttpConfig = HttpConfig()
+    mqtt: MqttConfig = MqttConfig()
+    bays: list[BayConfig] = Field(default_factory=list)
+    limits: dict[str, LimitConfig] = Field(default_factory=default_limits)
+
+    @field_validator("limits", mode="before")
+    @classmethod
+    def _over_defaults(cls, limits: object) -> object:
+        """A [limits.<vital>] table replaces the default for that vital only; the other defaults stay."""
+        if isinstance(limits, dict):
+            return {**default_limits(), **limits}
+        return limits
+
+    @field_validator("limits")
+    @classmethod
+    def _known_vitals(cls, limits: dict[str, LimitConfig]) -> dict[str, LimitConfig]:
+        for key in limits:
+            if key not in VITALS:
+                raise ValueError(f"unknown vital {key!r}; known: {', '.join(VITALS)}")
+        return limits
+
+    @model_validator(mode="after")
+    def _unique_and_reachable(self) -> BedsideConfig:
+        bay_ids = [b.id for b in self.bays]
+        dup = {b for b in bay_ids if bay_ids.count(b) > 1}
+        if dup:
+            raise ValueError(f"bay ids must be unique; repeated: {', '.join(sorted(dup))}")
+        dev_ids = [d.id for b in self.bays for d in b.devices]
+        dup = {d for d in dev_ids if dev_ids.count(d) > 1}
+        if dup:
+            raise ValueError(f"device ids must be unique; repeated: {', '.join(sorted(dup))}")
+        needs_mqtt = [d.id for b in self.bays for d in b.devices if d.driver == "mqtt"]
+        if needs_mqtt and self.mqtt.url is None and not self.mqtt.private:
+            raise ValueError(f"devices {', '.join(needs_mqtt)} use MQTT: set [mqtt] url or private = true")
+        for b in self.bays:
+            for d in b.devices:
+                if d.driver != "mqtt" and d.port is None and not d.simulate:
+                    raise ValueError(f"bay {b.id} device {d.id}: a serial device needs port (or simulate)")
+        return self
+
+
+def _where(loc: tuple[int | str, ...], raw: object) -> str:
+    """A dotted key path, with list indices replaced by the element's id where it has one."""
+    parts: list[str] = []
+    node: object = raw
+    for item in loc:
+        if isinstance(item, int) and isinstance(node, list) and item < len(node):
+            node = node[item]
+            ident = node.get("id") if isinstance(node, dict) else None
+            parts[-1] = f"{parts[-1]}[{ident!r}]" if ident is not None else f"{parts[-1]}[{item}]"
+        else:
+            node = node.get(item) if isinstance(node, dict) else None
+            parts.append(str(item))
+    return ".".join(parts) or "(top level)"
+
+
+def parse_config(raw: dict[str, object], source: str = "<config>") -> BedsideConfig:
+    """Validate a parsed TOML table; ConfigError names `source`, each bad key and what is wrong with it."""
+    try:
+        return BedsideConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"{source}: {_where(e['loc'], raw)}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError("invalid configuration\n  " + "\n  ".join(lines)) from None
+
+
+def load_config(path: Path) -> BedsideConfig:
+    """Read and validate a TOML config file; relative data_dir is taken relative to the file."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    cfg = parse_config(raw, str(path))
+    if not cfg.data_dir.is_absolute():
+        cfg = cfg.model_copy(update={"data_dir": (path.parent / cfg.data_dir).resolve()})
+    return cfg

@@ -1,0 +1,107 @@
+"""The domain model that travels through bedside: device readings, technical conditions, observations, bays.
+
+A driver's codec turns bytes into `Reading`s and `DeviceCondition`s (what the device said). The hub stamps them
+with the bay and the receive time, turning them into `Observation`s and `TechnicalStatus` changes (what bedside
+knows). A missing value is never a number: it is no Reading plus a condition.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Literal
+
+Priority = Literal["high", "medium", "low"]
+AlarmKind = Literal["physiological", "technical"]
+AlarmPhase = Literal["start", "end"]
+
+
+class Condition(enum.StrEnum):
+    """Technical conditions: the device or bedside cannot say what the patient's value is."""
+
+    SENSOR_OFF = "sensor_off"  # probe off the patient, or no sensor connected
+    NO_DATA = "no_data"  # nothing heard from the device (or for one vital) for too long
+    DEVICE_LOST = "device_lost"  # the port or broker connection is gone
+    INVALID_VALUE = "invalid_value"  # the device sent a value outside what is physiologically possible
+    SIGNAL_QUALITY = "signal_quality"  # pulse search, low perfusion, interference, motion
+    SENSOR_FAULT = "sensor_fault"  # defective, unrecognised, incompatible or expired sensor or cable
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One value of one vital as decoded from a device, before bedside knows which bay it belongs to."""
+
+    vital: str
+    value: float
+    device_time: float | None = None  # seconds since the epoch, when the device stamps its data
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceCondition:
+    """A device-reported technical condition that starts (active) or ends; `vital` None = the whole device."""
+
+    condition: Condition
+    active: bool
+    vital: str | None = None
+    detail: str = ""
+
+
+DeviceEvent = Reading | DeviceCondition
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """A vital value of a bay, with the device that measured it and both clocks."""
+
+    bay: str
+    device: str
+    vital: str
+    value: float
+    device_time: float | None
+    receive_time: float
+
+
+@dataclass(frozen=True, slots=True)
+class TechnicalStatus:
+    """A technical condition of a bay's device that started (active) or ended, at `time` (receive clock)."""
+
+    bay: str
+    device: str
+    condition: Condition
+    active: bool
+    time: float
+    vital: str | None = None
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class Bay:
+    """A treatment bay: where one patient sits and which devices watch them."""
+
+    id: str
+    name: str
+    devices: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmEvent:
+    """The alarm engine's decision: alarm `id` of `bay` started or ended at `time`.
+
+    `id` is stable for one alarm condition of a bay (e.g. "spo2_low", "device_lost:masimo-1"), so a start and
+    its end share it. Produced only by alerts/; the dashboard, recorder and notifiers only show and store it.
+    """
+
+    bay: str
+    id: str
+    phase: AlarmPhase
+    kind: AlarmKind
+    priority: Priority
+    time: float
+    message: str
+    vital: str | None = None
+    value: float | None = None
+    limit: float | None = None
+    device: str | None = None
+
+
+LiveItem = Observation | TechnicalStatus | AlarmEvent

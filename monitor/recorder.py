@@ -1,0 +1,63 @@
+"""The recorder: writes every observation, technical status and alarm event to SQLite, in batches.
+
+`record` only appends to a list (it is called on the hot path); `run` flushes the list in a worker thread
+every `interval` seconds in one transaction. A failed write keeps the batch for the next try and is logged,
+so nothing recorded is dropped because the disk hiccupped; `close` flushes what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import threading
+
+from monitor.model import AlarmEvent, LiveItem, Observation, TechnicalStatus
+
+log = logging.getLogger(__name__)
+
+
+class Recorder:
+    def __init__(self, conn: sqlite3.Connection, interval: float = 0.5) -> None:
+        self._conn = conn
+        self._interval = interval
+        self._pending: list[LiveItem] = []
+        self._lock = threading.Lock()  # one flush at a time (worker thread vs close)
+        self.written = 0
+        self.failures = 0
+
+    def record(self, item: LiveItem) -> None:
+        self._pending.append(item)
+
+    async def run(self) -> None:
+        """Flush periodically until cancelled, then flush once more."""
+        try:
+            while True:
+                await asyncio.sleep(self._interval)
+                await asyncio.to_thread(self.flush)
+        finally:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+            if not batch:
+                return
+            obs = [(i.bay, i.device, i.vital, i.value, i.device_time, i.receive_time)
+                   for i in batch if isinstance(i, Observation)]
+            tech = [(i.bay, i.device, i.condition.value, i.vital, int(i.active), i.time, i.detail)
+                    for i in batch if isinstance(i, TechnicalStatus)]
+            alarms = [(i.bay, i.id, i.phase, i.kind, i.priority, i.time, i.message, i.vital, i.value, i.limit,
+                       i.device) for i in batch if isinstance(i, AlarmEvent)]
+            try:
+                with self._conn:
+                    self._conn.execute("BEGIN")
+                    self._conn.executemany("INSERT INTO observations VALUES (?,?,?,?,?,?)", obs)
+                    self._conn.executemany("INSERT INTO technical_statuses VALUES (?,?,?,?,?,?,?)", tech)
+                    self._conn.executemany("INSERT INTO alarm_events VALUES (?,?,?,?,?,?,?,?,?,?,?)", alarms)
+            except sqlite3.Error:
+                self.failures += 1
+                log.exception("recorder: write of %d items failed; keeping them for the next try", len(batch))
+                self._pending[:0] = batch
+                return
+            self.written += len(batch)

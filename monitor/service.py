@@ -1,0 +1,177 @@
+"""The composition root: builds the whole of bedside from a config and runs it until told to stop.
+
+The only place that constructs drivers, the hub, the alarm engine, the recorder, simulators and the dashboard
+together. Data flows one way: driver -> hub -> engine -> (broadcast to the dashboard, recorder).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import uvicorn
+
+from alerts.engine import AlarmEngine, WatchedDevice
+from alerts.rules import LimitRule
+from dashboard.app import LiveSources, create_app
+from drivers.base import DeviceSettings, Driver
+from drivers.registry import driver_class
+from drivers.supervise import supervise
+from monitor import db
+from monitor.broadcast import Broadcast
+from monitor.config import BedsideConfig, DeviceConfig
+from monitor.hub import Hub
+from monitor.model import Bay, DeviceEvent, LiveItem, Observation, TechnicalStatus
+from monitor.mosquitto import PrivateMosquitto
+from monitor.recorder import Recorder
+
+log = logging.getLogger(__name__)
+
+TICK = 1.0  # seconds between the engine's silence checks
+
+
+@dataclass
+class Service:
+    """A built bedside: call `run()` to serve until `stop()` (or SIGINT/SIGTERM)."""
+
+    config: BedsideConfig
+    clock: Callable[[], float] = time.time
+    hub: Hub = field(init=False)
+    engine: AlarmEngine = field(init=False)
+    broadcast: Broadcast[LiveItem] = field(init=False)
+    drivers: list[Driver] = field(init=False, default_factory=list)
+    bound_port: int | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        cfg = self.config
+        self.hub = Hub(Bay(b.id, b.name or b.id, [d.id for d in b.devices]) for b in cfg.bays)
+        self.engine = AlarmEngine(
+            [LimitRule(v, lim.low, lim.high, lim.priority) for v, lim in cfg.limits.items()],
+            [WatchedDevice(d.id, b.id, d.silent_after) for b in cfg.bays for d in b.devices],
+        )
+        self.broadcast = Broadcast()
+        self.db = db.connect(cfg.data_dir)
+        self.recorder = Recorder(self.db)
+        self.hub.on_heard(self.engine.heard)
+        self.hub.add_sink(self._decide)
+        self._stop = asyncio.Event()
+        self._fds: list[int] = []
+        self.started = asyncio.Event()
+
+    # --- the data path ------------------------------------------------------------------------------------
+
+    def _publish(self, item: LiveItem) -> None:
+        self.recorder.record(item)
+        self.broadcast.publish(item)
+
+    def _decide(self, item: Observation | TechnicalStatus) -> None:
+        self._publish(item)
+        events = self.engine.observe(item) if isinstance(item, Observation) else self.engine.technical(item)
+        for event in events:
+            self._publish(event)
+
+    def emitter(self, device: str) -> Callable[[DeviceEvent], None]:
+        return lambda event: self.hub.ingest(device, event, self.clock())
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(TICK)
+            for event in self.engine.tick(self.clock()):
+                self._publish(event)
+
+    # --- running ------------------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        broker: PrivateMosquitto | None = None
+        tasks: list[asyncio.Task[None]] = []
+        server: uvicorn.Server | None = None
+        try:
+            mqtt_host, mqtt_port = "127.0.0.1", 1883
+            if cfg.mqtt.private:
+                broker = PrivateMosquitto()
+                await asyncio.to_thread(broker.start)
+                mqtt_host, mqtt_port = broker.host, broker.port
+                log.info("private Mosquitto on %s", broker.url)
+            elif cfg.mqtt.url:
+                mqtt_host, mqtt_port = _host_port(cfg.mqtt.url)
+
+            for bay in cfg.bays:
+                for dev in bay.devices:
+                    port = dev.port
+                    if dev.simulate:
+                        port, sim = self._simulator(dev, bay.id, mqtt_host, mqtt_port)
+                        tasks.append(asyncio.create_task(sim, name=f"sim-{dev.id}"))
+                    settings = DeviceSettings(dev.id, port, dev.baudrate, mqtt_host, mqtt_port,
+                                              cfg.mqtt.username, cfg.mqtt.password, cfg.site)
+                    driver = driver_class(dev.driver)(settings)
+                    self.drivers.append(driver)
+                    tasks.append(asyncio.create_task(supervise(driver, self.emitter(dev.id)), name=f"drv-{dev.id}"))
+
+            core = [asyncio.create_task(self._ticker(), name="ticker"),
+                    asyncio.create_task(self.recorder.run(), name="recorder")]
+            app = create_app(LiveSources(cfg.site, self.hub, self.engine, self.broadcast, self.db))
+            server = uvicorn.Server(uvicorn.Config(app, host=cfg.http.host, port=cfg.http.port, log_level="warning",
+                                                   lifespan="off", ws_ping_interval=10, ws_ping_timeout=10))
+            core.append(asyncio.create_task(server.serve(), name="http"))
+            tasks += core
+            while not server.started and not core[-1].done():
+                await asyncio.sleep(0.05)
+            if server.started:
+                self.bound_port = server.servers[0].sockets[0].getsockname()[1]
+                self.started.set()
+            stopper = asyncio.create_task(self._stop.wait())
+            done, _ = await asyncio.wait([stopper, *core], return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            for task in done:
+                if task is not stopper and not task.cancelled() and task.exception() is not None:
+                    raise RuntimeError(f"bedside core task {task.get_name()} failed") from task.exception()
+                if task is not stopper:
+                    raise RuntimeError(f"bedside core task {task.get_name()} ended unexpectedly")
+        finally:
+            if server is not None:
+                server.should_exit = True
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 4)
+            self.recorder.flush()
+            for fd in self._fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            if broker is not None:
+                await asyncio.to_thread(broker.close)
+            self.db.close()
+
+    def _simulator(self, dev: DeviceConfig, bay: str, host: str, port: int) -> tuple[str | None, Any]:
+        """Start a simulator for `dev`; returns the port the driver should use and the simulator's coroutine."""
+        from simulators.masimo import open_pty, run_masimo_simulator
+        from simulators.mqtt_monitor import run_mqtt_simulator
+        from simulators.patient import PatientModel
+
+        model = PatientModel(seed=sum(dev.id.encode()))
+        if dev.driver == "masimo":
+            master, slave_path = open_pty()
+            self._fds.append(master)
+            return slave_path, run_masimo_simulator(lambda b: os.write(master, b), model)
+        if dev.driver == "mqtt":
+            return None, run_mqtt_simulator(host, port, self.config.site, dev.id, model)
+        raise ValueError(f"bay {bay} device {dev.id}: no simulator for driver {dev.driver!r}")
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    rest = url.split("://", 1)[1]
+    host, _, port = rest.rpartition(":")
+    return (host, int(port)) if host else (rest, 1883)

@@ -1,0 +1,50 @@
+"""The bedside/v1 MQTT numerics codec."""
+
+from __future__ import annotations
+
+import json
+
+from drivers.mqtt_numerics import MqttNumericsCodec
+from monitor.model import Condition, DeviceCondition, Reading
+
+
+def msg(**fields: object) -> bytes:
+    base: dict[str, object] = {"ts": "2026-01-01T12:00:00.000Z", "seq": 1, "values": {}}
+    base.update(fields)
+    return json.dumps(base).encode()
+
+
+def test_values_time_and_null_is_no_data() -> None:
+    codec = MqttNumericsCodec()
+    events = codec.numerics(msg(values={"spo2": 97, "hr": None, "nibp_sys": 121.5}))
+    got = {e.vital: (e.value, e.device_time) for e in events if isinstance(e, Reading)}
+    assert got == {"spo2": (97.0, 1767268800.0), "nibp_sys": (121.5, 1767268800.0)}
+    assert [(e.condition, e.vital, e.active) for e in events if isinstance(e, DeviceCondition)] == [
+        (Condition.NO_DATA, "hr", True)]
+
+
+def test_status_condition_starts_and_ends() -> None:
+    codec = MqttNumericsCodec()
+    first = codec.numerics(msg(values={"spo2": None}, status={"spo2": "sensor_off"}))
+    assert [(e.condition, e.vital, e.active) for e in first if isinstance(e, DeviceCondition)] == [
+        (Condition.SENSOR_OFF, "spo2", True)]
+    second = codec.numerics(msg(seq=2, values={"spo2": 96}))
+    assert [(e.condition, e.active) for e in second if isinstance(e, DeviceCondition)] == [
+        (Condition.SENSOR_OFF, False)]
+
+
+def test_malformed_messages_are_counted_and_yield_nothing() -> None:
+    codec = MqttNumericsCodec()
+    bad = [b"not json", b"[]", msg(seq=-1), msg(values={"bogus": 1}), msg(values={"spo2": "97"}),
+           msg(ts="yesterday"), msg(status={"spo2": "on_fire"}), msg(values={"spo2": True})]
+    for payload in bad:
+        assert codec.numerics(payload) == []
+    assert codec.stats.rejected == len(bad)
+    assert codec.stats.frames == 0
+
+
+def test_presence_offline_is_device_lost() -> None:
+    codec = MqttNumericsCodec()
+    assert codec.presence(b"offline") == [DeviceCondition(Condition.DEVICE_LOST, True, None, "device reported offline")]
+    assert codec.presence(b"online")[0].active is False
+    assert codec.presence(b"maybe") == []
