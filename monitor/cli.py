@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from monitor.config import ConfigError, load_config, parse_config
+from monitor.config import BedsideConfig, ConfigError, load_config, parse_config
 from monitor.mosquitto import mosquitto_path
 
 
@@ -30,11 +30,8 @@ def _run(args: argparse.Namespace) -> int:
     return _serve(cfg)
 
 
-def _serve(cfg: object) -> int:
-    from monitor.config import BedsideConfig
-    from monitor.service import Service
-
-    assert isinstance(cfg, BedsideConfig)
+def _serve(cfg: BedsideConfig) -> int:
+    from monitor.service import Service, ServiceError
 
     async def main() -> None:
         service = Service(cfg)
@@ -47,20 +44,34 @@ def _serve(cfg: object) -> int:
         await runner
 
     try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(main())
+    except ServiceError as exc:
+        print(f"bedside: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
+MONITOR_VITALS = ["hr", "nibp_sys", "nibp_dia", "nibp_map", "rr", "etco2", "temp"]
+
+
 def demo_config(bays: int, port: int, data_dir: Path, with_mqtt: bool) -> dict[str, object]:
-    """A clinic of `bays` simulated bays: odd bays a Masimo on a pty, even bays an MQTT monitor."""
+    """A clinic of `bays` simulated bays.
+
+    With MQTT: odd bays have a Masimo pulse oximeter on a pty (SpO2, PR) beside an MQTT monitor for HR and blood
+    pressure; even bays one MQTT monitor that measures everything. Without MQTT: a Masimo oximeter per bay.
+    """
     bay_list = []
     for i in range(1, bays + 1):
-        use_mqtt = with_mqtt and i % 2 == 0
-        driver = "mqtt" if use_mqtt else "masimo"
-        bay_list.append({"id": f"bay{i}", "name": f"Bay {i}",
-                         "devices": [{"id": f"{driver}-{i}", "driver": driver, "simulate": True}]})
+        devices: list[dict[str, object]] = []
+        if i % 2 == 1 or not with_mqtt:
+            devices.append({"id": f"masimo-{i}", "driver": "masimo", "simulate": True})
+        if with_mqtt:
+            monitor: dict[str, object] = {"id": f"monitor-{i}", "driver": "mqtt", "simulate": True}
+            if i % 2 == 1:
+                monitor["simulate_vitals"] = MONITOR_VITALS
+            devices.append(monitor)
+        bay_list.append({"id": f"bay{i}", "name": f"Bay {i}", "devices": devices})
     return {"site": "demo", "data_dir": str(data_dir), "http": {"host": "127.0.0.1", "port": port},
             "mqtt": {"private": with_mqtt}, "bays": bay_list}
 

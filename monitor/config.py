@@ -56,7 +56,17 @@ class DeviceConfig(_Strict):
     port: str | None = None  # serial port or pyserial URL
     baudrate: int | None = Field(default=None, gt=0)
     simulate: bool = False  # bedside runs a simulator of this device (pty for serial, publisher for MQTT)
+    simulate_vitals: list[str] | None = None  # what a simulated MQTT monitor measures (default: everything)
     silent_after: float = Field(default=10.0, gt=0)  # seconds without data before "no data"
+
+
+    @field_validator("simulate_vitals")
+    @classmethod
+    def _known(cls, keys: list[str] | None) -> list[str] | None:
+        unknown = [k for k in keys or [] if k not in VITALS]
+        if unknown:
+            raise ValueError(f"unknown vitals {', '.join(map(repr, unknown))}; known: {', '.join(VITALS)}")
+        return keys
 
 
 class BayConfig(_Strict):

@@ -11,9 +11,11 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import uvicorn
 
@@ -100,6 +102,8 @@ class Service:
         tasks: list[asyncio.Task[None]] = []
         server: uvicorn.Server | None = None
         try:
+            sock = _listen(cfg.http.host, cfg.http.port)
+            self.bound_port = sock.getsockname()[1]
             mqtt_host, mqtt_port = "127.0.0.1", 1883
             if cfg.mqtt.private:
                 broker = PrivateMosquitto()
@@ -121,18 +125,14 @@ class Service:
                     self.drivers.append(driver)
                     tasks.append(asyncio.create_task(supervise(driver, self.emitter(dev.id)), name=f"drv-{dev.id}"))
 
-            core = [asyncio.create_task(self._ticker(), name="ticker"),
-                    asyncio.create_task(self.recorder.run(), name="recorder")]
             app = create_app(LiveSources(cfg.site, self.hub, self.engine, self.broadcast, self.db))
-            server = uvicorn.Server(uvicorn.Config(app, host=cfg.http.host, port=cfg.http.port, log_level="warning",
-                                                   lifespan="off", ws_ping_interval=10, ws_ping_timeout=10))
-            core.append(asyncio.create_task(server.serve(), name="http"))
+            server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off",
+                                                   ws_ping_interval=10, ws_ping_timeout=10))
+            core = [asyncio.create_task(self._ticker(), name="ticker"),
+                    asyncio.create_task(self.recorder.run(), name="recorder"),
+                    asyncio.create_task(server.serve(sockets=[sock]), name="http")]
             tasks += core
-            while not server.started and not core[-1].done():
-                await asyncio.sleep(0.05)
-            if server.started:
-                self.bound_port = server.servers[0].sockets[0].getsockname()[1]
-                self.started.set()
+            self.started.set()
             stopper = asyncio.create_task(self._stop.wait())
             done, _ = await asyncio.wait([stopper, *core], return_when=asyncio.FIRST_COMPLETED)
             stopper.cancel()
@@ -146,7 +146,9 @@ class Service:
                 server.should_exit = True
             for task in tasks:
                 task.cancel()
-            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 4)
+            _, pending = await asyncio.wait(tasks, timeout=4) if tasks else (set(), set())
+            for task in pending:
+                log.error("task %s did not stop within 4 s", task.get_name())
             self.recorder.flush()
             for fd in self._fds:
                 with contextlib.suppress(OSError):
@@ -155,9 +157,11 @@ class Service:
                 await asyncio.to_thread(broker.close)
             self.db.close()
 
-    def _simulator(self, dev: DeviceConfig, bay: str, host: str, port: int) -> tuple[str | None, Any]:
+    def _simulator(
+        self, dev: DeviceConfig, bay: str, host: str, port: int
+    ) -> tuple[str | None, Coroutine[Any, Any, None]]:
         """Start a simulator for `dev`; returns the port the driver should use and the simulator's coroutine."""
-        from simulators.masimo import open_pty, run_masimo_simulator
+        from simulators.masimo import open_pty, pty_writer, run_masimo_simulator
         from simulators.mqtt_monitor import run_mqtt_simulator
         from simulators.patient import PatientModel
 
@@ -165,10 +169,29 @@ class Service:
         if dev.driver == "masimo":
             master, slave_path = open_pty()
             self._fds.append(master)
-            return slave_path, run_masimo_simulator(lambda b: os.write(master, b), model)
+            return slave_path, run_masimo_simulator(pty_writer(master), model)
         if dev.driver == "mqtt":
-            return None, run_mqtt_simulator(host, port, self.config.site, dev.id, model)
+            return None, run_mqtt_simulator(host, port, self.config.site, dev.id, model, vitals=dev.simulate_vitals)
         raise ValueError(f"bay {bay} device {dev.id}: no simulator for driver {dev.driver!r}")
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind the dashboard's socket here, so a port in use is a clear error before anything else starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ServiceError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+class ServiceError(Exception):
+    """bedside cannot start as configured; the message says why."""
 
 
 def _host_port(url: str) -> tuple[str, int]:
