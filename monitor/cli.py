@@ -52,12 +52,14 @@ def _serve(cfg: BedsideConfig) -> int:
     return 0
 
 
+DEMO_DESATURATION = {"vital": "spo2", "value": 85, "start": 45, "duration": 50, "every": 240}
 MONITOR_VITALS = ["hr", "nibp_sys", "nibp_dia", "nibp_map", "rr", "etco2", "temp"]
 
 
 def demo_config(bays: int, port: int, data_dir: Path, with_mqtt: bool) -> dict[str, object]:
     """A clinic of `bays` simulated bays.
 
+    Bay 3's patient desaturates to 85 % for 50 s every 4 minutes, from 45 s after the start.
     With MQTT: odd bays have a Masimo pulse oximeter on a pty (SpO2, PR) beside an MQTT monitor for HR and blood
     pressure; even bays one MQTT monitor that measures everything. Without MQTT: a Masimo oximeter per bay.
     """
@@ -71,7 +73,10 @@ def demo_config(bays: int, port: int, data_dir: Path, with_mqtt: bool) -> dict[s
             if i % 2 == 1:
                 monitor["simulate_vitals"] = MONITOR_VITALS
             devices.append(monitor)
-        bay_list.append({"id": f"bay{i}", "name": f"Bay {i}", "devices": devices})
+        bay: dict[str, object] = {"id": f"bay{i}", "name": f"Bay {i}", "devices": devices}
+        if i == 3:  # one patient desaturates now and then, so the demo shows an alarm arriving and ending
+            bay["simulated_patient"] = {"episodes": [DEMO_DESATURATION]}
+        bay_list.append(bay)
     return {"site": "demo", "data_dir": str(data_dir), "http": {"host": "127.0.0.1", "port": port},
             "mqtt": {"private": with_mqtt}, "bays": bay_list}
 

@@ -69,10 +69,37 @@ class DeviceConfig(_Strict):
         return keys
 
 
+class EpisodeConfig(_Strict):
+    """A scripted event of a simulated patient (see simulators.patient.Episode)."""
+
+    vital: str
+    value: float
+    start: float = Field(ge=0)
+    duration: float = Field(gt=0)
+    every: float | None = Field(default=None, gt=0)
+
+    @field_validator("vital")
+    @classmethod
+    def _known(cls, key: str) -> str:
+        if key not in VITALS:
+            raise ValueError(f"unknown vital {key!r}; known: {', '.join(VITALS)}")
+        return key
+
+
+class SimulatedPatientConfig(_Strict):
+    """The patient that a bay's simulated devices measure (all devices of a bay see the same patient)."""
+
+    seed: int | None = None  # default: derived from the bay id
+    infusion_start: float = Field(default=120.0, ge=0)  # seconds after bedside starts
+    infusion_minutes: float = Field(default=40.0, gt=0)
+    episodes: list[EpisodeConfig] = Field(default_factory=list)
+
+
 class BayConfig(_Strict):
     id: _ID
     name: str = ""
     devices: list[DeviceConfig] = Field(default_factory=list)
+    simulated_patient: SimulatedPatientConfig = SimulatedPatientConfig()
 
 
 class LimitConfig(_Strict):

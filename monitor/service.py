@@ -13,9 +13,10 @@ import os
 import signal
 import socket
 import time
+import zlib
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -27,11 +28,14 @@ from drivers.registry import driver_class
 from drivers.supervise import supervise
 from monitor import db
 from monitor.broadcast import Broadcast
-from monitor.config import BedsideConfig, DeviceConfig
+from monitor.config import BayConfig, BedsideConfig, DeviceConfig
 from monitor.hub import Hub
-from monitor.model import Bay, DeviceEvent, LiveItem, Observation, TechnicalStatus
+from monitor.model import AlarmEvent, Bay, DeviceEvent, LiveItem, Observation, TechnicalStatus
 from monitor.mosquitto import PrivateMosquitto
 from monitor.recorder import Recorder
+
+if TYPE_CHECKING:
+    from simulators.patient import PatientModel
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,8 @@ class Service:
         self.hub.add_sink(self._decide)
         self._stop = asyncio.Event()
         self._fds: list[int] = []
+        self._engine_failed = False
+        self._patients: dict[str, PatientModel] = {}
         self.started = asyncio.Event()
 
     # --- the data path ------------------------------------------------------------------------------------
@@ -74,9 +80,18 @@ class Service:
 
     def _decide(self, item: Observation | TechnicalStatus) -> None:
         self._publish(item)
-        events = self.engine.observe(item) if isinstance(item, Observation) else self.engine.technical(item)
+        try:
+            events = self.engine.observe(item) if isinstance(item, Observation) else self.engine.technical(item)
+        except Exception:  # a bug in the engine must be seen at the station, not swallowed with the sample
+            log.exception("alarm engine failed on %r", item)
+            events = [] if self._engine_failed else [self._engine_failure(item.bay)]
+            self._engine_failed = True
         for event in events:
             self._publish(event)
+
+    def _engine_failure(self, bay: str) -> AlarmEvent:
+        return AlarmEvent(bay, "engine_failure", "start", "technical", "high", self.clock(),
+                          "ALARM ENGINE FAILURE: alarms may be missed; see the server log")
 
     def emitter(self, device: str) -> Callable[[DeviceEvent], None]:
         return lambda event: self.hub.ingest(device, event, self.clock())
@@ -117,7 +132,7 @@ class Service:
                 for dev in bay.devices:
                     port = dev.port
                     if dev.simulate:
-                        port, sim = self._simulator(dev, bay.id, mqtt_host, mqtt_port)
+                        port, sim = self._simulator(dev, bay, mqtt_host, mqtt_port)
                         tasks.append(asyncio.create_task(sim, name=f"sim-{dev.id}"))
                     settings = DeviceSettings(dev.id, port, dev.baudrate, mqtt_host, mqtt_port,
                                               cfg.mqtt.username, cfg.mqtt.password, cfg.site)
@@ -158,21 +173,31 @@ class Service:
             self.db.close()
 
     def _simulator(
-        self, dev: DeviceConfig, bay: str, host: str, port: int
+        self, dev: DeviceConfig, bay: BayConfig, host: str, port: int
     ) -> tuple[str | None, Coroutine[Any, Any, None]]:
         """Start a simulator for `dev`; returns the port the driver should use and the simulator's coroutine."""
         from simulators.masimo import open_pty, pty_writer, run_masimo_simulator
         from simulators.mqtt_monitor import run_mqtt_simulator
-        from simulators.patient import PatientModel
 
-        model = PatientModel(seed=sum(dev.id.encode()))
+        model = self._patient(bay)
         if dev.driver == "masimo":
             master, slave_path = open_pty()
             self._fds.append(master)
             return slave_path, run_masimo_simulator(pty_writer(master), model)
         if dev.driver == "mqtt":
             return None, run_mqtt_simulator(host, port, self.config.site, dev.id, model, vitals=dev.simulate_vitals)
-        raise ValueError(f"bay {bay} device {dev.id}: no simulator for driver {dev.driver!r}")
+        raise ValueError(f"bay {bay.id} device {dev.id}: no simulator for driver {dev.driver!r}")
+
+    def _patient(self, bay: BayConfig) -> PatientModel:
+        """The one simulated patient of `bay`, shared by its simulated devices."""
+        from simulators.patient import Episode, PatientModel
+
+        if bay.id not in self._patients:
+            p = bay.simulated_patient
+            seed = p.seed if p.seed is not None else zlib.crc32(bay.id.encode())
+            episodes = [Episode(e.vital, e.value, e.start, e.duration, e.every) for e in p.episodes]
+            self._patients[bay.id] = PatientModel(seed, p.infusion_start, p.infusion_minutes, episodes=episodes)
+        return self._patients[bay.id]
 
 
 def _listen(host: str, port: int) -> socket.socket:

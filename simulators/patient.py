@@ -21,6 +21,8 @@ measures it at its cycles; `NibpCuff.due(t)` tells a device simulator when to re
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -97,6 +99,31 @@ class NibpCuff:
         return True
 
 
+@dataclass(frozen=True, slots=True)
+class Episode:
+    """A scripted event: `vital` moves to `value` from `start` for `duration` seconds (ramping in and out over
+    `ramp` seconds), again every `every` seconds when given. E.g. a desaturation to 86 % for 60 s."""
+
+    vital: str
+    value: float
+    start: float
+    duration: float
+    every: float | None = None
+    ramp: float = 10.0
+
+    def weight(self, t: float) -> float:
+        """How far (0 to 1) the episode pulls its vital at session time `t`."""
+        if t < self.start:
+            return 0.0
+        into = (t - self.start) % self.every if self.every else t - self.start
+        if into >= self.duration:
+            return 0.0
+        ramp = min(self.ramp, self.duration / 2)
+        if ramp <= 0:
+            return 1.0
+        return min(1.0, into / ramp, (self.duration - into) / ramp)
+
+
 class PatientModel:
     """One simulated patient: baselines and infusion response drawn from `seed`, vitals by `sample(t)`.
 
@@ -113,6 +140,7 @@ class PatientModel:
         *,
         recovery_minutes: float = 20.0,
         noise: bool = True,
+        episodes: Sequence[Episode] = (),
     ) -> None:
         if infusion_minutes <= 0 or recovery_minutes <= 0:
             raise ValueError("infusion_minutes and recovery_minutes must be > 0")
@@ -147,6 +175,7 @@ class PatientModel:
 
         self._knots: dict[tuple[int, int], np.ndarray] = {}
         self._overrides: dict[str, float] = {}
+        self.episodes = tuple(episodes)
 
     # -- overrides -------------------------------------------------------------------------------------------
 
@@ -248,6 +277,10 @@ class PatientModel:
             "temp": b["temp"] + d["temp"] + n["temp"],
             "pi": min(20.0, max(0.02, b["pi"] * (1.0 + d["pi"]) + n["pi"])),
         }
+        for episode in self.episodes:
+            w = episode.weight(t)
+            if w > 0:
+                values[episode.vital] += w * (episode.value - values[episode.vital])
         if self._overrides:
             o = self._overrides
             values.update(o)
