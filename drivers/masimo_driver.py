@@ -4,28 +4,15 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from drivers.base import CONNECTED, DeviceLost, DeviceSettings, Driver, Emit
+from drivers.codec import Codec
 from drivers.masimo import MasimoCodec
-from drivers.serial_transport import SerialSettings, read_serial
+from drivers.serial_driver import SerialDriver
+from drivers.serial_transport import SerialSettings
 
 
-class MasimoDriver(Driver):
+class MasimoDriver(SerialDriver):
     key: ClassVar[str] = "masimo"
-    DEFAULTS = SerialSettings(baudrate=9600)
+    DEFAULTS: ClassVar[SerialSettings] = SerialSettings(baudrate=9600)
 
-    def __init__(self, settings: DeviceSettings) -> None:
-        super().__init__(settings)
-        self.codec = MasimoCodec()
-        self.stats = self.codec.stats
-
-    async def run(self, emit: Emit) -> None:
-        if self.settings.port is None:
-            raise DeviceLost(f"{self.device_id}: no serial port configured")
-        line = SerialSettings(baudrate=self.settings.baudrate or self.DEFAULTS.baudrate)
-        first = True
-        async for chunk in read_serial(self.settings.port, line):
-            if first:
-                emit(CONNECTED)
-                first = False
-            for event in self.codec.feed(chunk):
-                emit(event)
+    def make_codec(self) -> Codec:
+        return MasimoCodec()

@@ -1,5 +1,5 @@
 """Serial transport: any pyserial port or URL (`/dev/ttyUSB0`, `socket://host:port`, `rfc2217://...`) as an
-async byte stream.
+async byte stream, with writes for devices that must be asked to start sending.
 
 pyserial is blocking, so reads run in a worker thread with a short timeout; a read error, or a port that
 vanishes, raises DeviceLost. Works the same for a USB adapter, a pseudo-terminal and a terminal server.
@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import serial
 
@@ -24,12 +26,37 @@ class SerialSettings:
 
     baudrate: int = 9600
     bytesize: int = 8
-    parity: str = "N"
+    parity: str = "N"  # N, E, O
     stopbits: float = 1
 
 
-async def read_serial(url: str, settings: SerialSettings) -> AsyncIterator[bytes]:
-    """Yield chunks of bytes from the port until cancelled; raise DeviceLost when it cannot be read."""
+class SerialLink:
+    """An open port: `chunks()` yields what arrives, `write()` sends."""
+
+    def __init__(self, port: Any, url: str) -> None:
+        self._port = port
+        self.url = url
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        while True:
+            try:
+                chunk: bytes = await asyncio.to_thread(self._port.read, 4096)
+            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
+                # pyserial raises TypeError/AttributeError when the port is closed under a blocked read
+                raise DeviceLost(f"{self.url}: {exc}") from exc
+            if chunk:
+                yield chunk
+
+    async def write(self, data: bytes) -> None:
+        try:
+            await asyncio.to_thread(self._port.write, data)
+        except (serial.SerialException, OSError) as exc:
+            raise DeviceLost(f"{self.url}: {exc}") from exc
+
+
+@asynccontextmanager
+async def open_serial(url: str, settings: SerialSettings) -> AsyncIterator[SerialLink]:
+    """Open `url` with `settings`; DeviceLost when it cannot be opened. Closed on exit."""
     try:
         port = await asyncio.to_thread(
             serial.serial_for_url,
@@ -39,16 +66,11 @@ async def read_serial(url: str, settings: SerialSettings) -> AsyncIterator[bytes
             parity=settings.parity,
             stopbits=settings.stopbits,
             timeout=READ_TIMEOUT,
+            write_timeout=1.0,
         )
     except (serial.SerialException, OSError, ValueError) as exc:
         raise DeviceLost(f"cannot open {url}: {exc}") from exc
     try:
-        while True:
-            try:
-                chunk: bytes = await asyncio.to_thread(port.read, 4096)
-            except (serial.SerialException, OSError) as exc:
-                raise DeviceLost(f"{url}: {exc}") from exc
-            if chunk:
-                yield chunk
+        yield SerialLink(port, url)
     finally:
         port.close()
