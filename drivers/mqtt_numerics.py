@@ -1,5 +1,6 @@
 """Codec for MQTT numerics in schema `bedside/v1` (../shared/ARCHITECTURE.md, "Names on the wire").
 
+Every numerics message is validated against the published JSON Schema (drivers/schemas/bedside-v1.schema.json).
 A device publishes `{"ts": ISO 8601 or Unix seconds, "seq": int, "values": {vital: number | null},
 "status": {vital: condition}}` to `bedside/v1/<site>/dev/<device_id>/numerics` and its presence (`online` /
 `offline`, retained, last will `offline`) to `.../state`. A null value is no reading plus "no data" for that
@@ -11,12 +12,18 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime
+from pathlib import Path
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
 
 from drivers.codec import CodecStats, ConditionKey, ConditionTracker, reject
 from monitor.model import Condition, DeviceCondition, DeviceEvent, Reading
-from monitor.vitals import VITALS, is_plausible
+from monitor.vitals import is_plausible
 
 SCHEMA = "bedside/v1"
+SCHEMA_FILE = Path(__file__).parent / "schemas" / "bedside-v1.schema.json"
+_VALIDATOR = Draft202012Validator(json.loads(SCHEMA_FILE.read_text(encoding="utf-8")))
 
 
 def numerics_topic(site: str, device_id: str) -> str:
@@ -80,31 +87,12 @@ class MqttNumericsCodec:
 
 
 def _invalid(msg: object) -> str:
-    """Why `msg` does not follow the schema, or "" when it does."""
-    if not isinstance(msg, dict):
-        return "not a JSON object"
-    if "ts" not in msg or "values" not in msg:
-        return "missing ts or values"
-    seq = msg.get("seq")
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-        return "seq is not a non-negative integer"
-    values = msg["values"]
-    if not isinstance(values, dict):
-        return "values is not an object"
-    for key, value in values.items():
-        if key not in VITALS:
-            return f"unknown vital {key!r}"
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            return f"value of {key} is not a number or null"
-    status = msg.get("status", {})
-    if not isinstance(status, dict):
-        return "status is not an object"
-    for key, cond in status.items():
-        if key not in VITALS:
-            return f"unknown vital {key!r} in status"
-        if cond not in Condition.__members__.values():
-            return f"unknown condition {cond!r} for {key}"
-    return ""
+    """Why `msg` does not follow the published schema, or "" when it does."""
+    error = best_match(_VALIDATOR.iter_errors(msg))
+    if error is None:
+        return ""
+    where = "/".join(str(p) for p in error.absolute_path) or "message"
+    return f"{where}: {error.message}"[:200]
 
 
 def _timestamp(ts: object) -> float | None:

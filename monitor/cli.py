@@ -119,6 +119,26 @@ def _simulate(args: argparse.Namespace) -> int:
     return run_simulator(args)
 
 
+def _probe(args: argparse.Namespace) -> int:
+    from drivers.base import DeviceSettings
+    from drivers.probe import probe
+    from drivers.registry import driver_class
+
+    try:
+        cls = driver_class(args.driver)
+    except KeyError as exc:
+        print(f"bedside probe: {exc.args[0]}", file=sys.stderr)
+        return 2
+    host, port = "127.0.0.1", 1883
+    if args.broker:
+        host, _, p = args.broker.split("://", 1)[-1].rpartition(":")
+        port = int(p)
+    driver = cls(DeviceSettings(args.device or "probe", args.port, args.baud, host, port, site=args.site))
+    frames, rejected = asyncio.run(probe(driver, args.seconds, sys.stdout))
+    print(f"bedside probe: {frames} frames decoded, {rejected} rejected", file=sys.stderr)
+    return 0 if frames else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bedside", description="Bedside vital-signs monitoring.")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR (default INFO)")
@@ -144,6 +164,16 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--interval", type=float, default=1.0, help="seconds between messages")
     sim.add_argument("--seed", type=int, default=1)
     sim.set_defaults(func=_simulate)
+
+    prb = sub.add_parser("probe", help="read a device and print each decoded item as a JSON line")
+    prb.add_argument("driver", help="driver key, e.g. masimo")
+    prb.add_argument("--port", help="serial port or pyserial URL")
+    prb.add_argument("--baud", type=int, default=None, help="override the device's documented baud rate")
+    prb.add_argument("--for", dest="seconds", type=float, default=10.0, metavar="SECONDS")
+    prb.add_argument("--broker", help="mqtt://HOST:PORT (mqtt driver)")
+    prb.add_argument("--device", help="device id (mqtt driver)")
+    prb.add_argument("--site", default="clinic")
+    prb.set_defaults(func=_probe)
 
     tok = sub.add_parser("token", help="manage API tokens")
     tok_sub = tok.add_subparsers(dest="token_command", required=True)

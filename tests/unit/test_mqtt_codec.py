@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
+
+import pytest
 
 from drivers.mqtt_numerics import MqttNumericsCodec
 from monitor.model import Condition, DeviceCondition, Reading
@@ -48,3 +51,25 @@ def test_presence_offline_is_device_lost() -> None:
     assert codec.presence(b"offline") == [DeviceCondition(Condition.DEVICE_LOST, True, None, "device reported offline")]
     assert codec.presence(b"online")[0].active is False
     assert codec.presence(b"maybe") == []
+
+
+def test_published_schema_is_valid_and_the_simulator_follows_it() -> None:
+    from datetime import UTC, datetime
+
+    from jsonschema import Draft202012Validator
+
+    from drivers.mqtt_numerics import SCHEMA_FILE
+    from simulators.mqtt_monitor import numerics_payload
+
+    schema = json.loads(SCHEMA_FILE.read_text())
+    Draft202012Validator.check_schema(schema)
+    payload = numerics_payload({"spo2": 97.2, "hr": None, "nibp_sys": 120}, 3, datetime(2026, 1, 1, tzinfo=UTC),
+                               {"hr": "sensor_off"})
+    assert list(Draft202012Validator(schema).iter_errors(json.loads(payload))) == []
+    assert len(MqttNumericsCodec().numerics(payload)) == 3  # sensor_off for hr, readings of spo2 and nibp_sys
+
+
+def test_rejection_reason_names_the_bad_field(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        MqttNumericsCodec().numerics(msg(values={"spo2": "97"}))
+    assert "values/spo2" in caplog.text
