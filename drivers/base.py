@@ -36,6 +36,10 @@ class DeviceSettings:
     mqtt_username: str | None = None
     mqtt_password: str | None = None
     site: str = "clinic"
+    mqtt_tls: bool = False
+    mqtt_ca_file: str | None = None
+    mqtt_cert_file: str | None = None
+    mqtt_key_file: str | None = None
 
 
 class Driver(ABC):

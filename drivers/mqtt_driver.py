@@ -36,6 +36,8 @@ class MqttDriver(Driver):
                 username=s.mqtt_username,
                 password=s.mqtt_password,
                 keepalive=10,
+                tls_params=aiomqtt.TLSParameters(s.mqtt_ca_file, s.mqtt_cert_file, s.mqtt_key_file)
+                if s.mqtt_tls else None,
             ) as client:
                 await client.subscribe(numerics, qos=1)
                 await client.subscribe(state, qos=1)

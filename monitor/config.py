@@ -40,9 +40,17 @@ class MqttConfig(_Strict):
     private: bool = False  # start a private Mosquitto on a free loopback port
     username: str | None = None
     password: str | None = None
+    tls: bool = False  # TLS to the broker (url then usually names port 8883)
+    ca_file: Path | None = None  # CA bundle that signed the broker's certificate (default: the system's)
+    cert_file: Path | None = None  # client certificate, for brokers that authenticate clients by certificate
+    key_file: Path | None = None
 
     @model_validator(mode="after")
     def _url_or_private(self) -> MqttConfig:
+        if (self.ca_file or self.cert_file or self.key_file) and not self.tls:
+            raise ValueError("ca_file, cert_file and key_file need tls = true")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("give cert_file and key_file together")
         if self.url is not None and self.private:
             raise ValueError("give either url or private = true, not both")
         if self.url is not None and not self.url.startswith(("mqtt://", "tcp://")):
@@ -199,7 +207,7 @@ def parse_config(raw: dict[str, object], source: str = "<config>") -> BedsideCon
 
 
 def load_config(path: Path) -> BedsideConfig:
-    """Read and validate a TOML config file; relative data_dir is taken relative to the file."""
+    """Read and validate a TOML config file; relative paths (data_dir, TLS files) are relative to the file."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -207,6 +215,10 @@ def load_config(path: Path) -> BedsideConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     cfg = parse_config(raw, str(path))
-    if not cfg.data_dir.is_absolute():
-        cfg = cfg.model_copy(update={"data_dir": (path.parent / cfg.data_dir).resolve()})
-    return cfg
+
+    def near(p: Path) -> Path:
+        return p if p.is_absolute() else (path.parent / p).resolve()
+
+    mqtt = cfg.mqtt.model_copy(update={k: near(v) for k in ("ca_file", "cert_file", "key_file")
+                                       if (v := getattr(cfg.mqtt, k)) is not None})
+    return cfg.model_copy(update={"data_dir": near(cfg.data_dir), "mqtt": mqtt})

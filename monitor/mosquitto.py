@@ -6,6 +6,7 @@ Started as a child process with its own config in a temporary directory (no pers
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -32,7 +33,10 @@ class PrivateMosquitto:
 
     host = "127.0.0.1"
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, tls: tuple[Path, Path, Path] | None = None,
+                 password_file: Path | None = None) -> None:
+        """`tls` = (CA file, server certificate, server key) makes the listener TLS-only; `password_file` (made
+        with mosquitto_passwd) turns anonymous access off."""
         exe = mosquitto_path()
         if exe is None:
             raise FileNotFoundError("mosquitto is not installed (apt-get install mosquitto)")
@@ -40,6 +44,8 @@ class PrivateMosquitto:
         self.port = port or free_port()
         self._dir = tempfile.TemporaryDirectory(prefix="bedside-mosquitto-")
         self._proc: subprocess.Popen[bytes] | None = None
+        self._tls = tls
+        self._password_file = password_file
 
     @property
     def url(self) -> str:
@@ -47,10 +53,17 @@ class PrivateMosquitto:
 
     def start(self, timeout: float = 10.0) -> None:
         conf = Path(self._dir.name) / "mosquitto.conf"
-        conf.write_text(
-            f"listener {self.port} {self.host}\nallow_anonymous true\npersistence false\n"
-            f"log_dest file {self._dir.name}/mosquitto.log\n"
-        )
+        lines = [f"listener {self.port} {self.host}", "persistence false", f"log_dest file {self._dir.name}/log"]
+        if os.geteuid() == 0:
+            lines.append("user root")  # else it drops to user mosquitto, who cannot read our private files
+        if self._tls:
+            ca, cert, key = self._tls
+            lines += [f"cafile {ca}", f"certfile {cert}", f"keyfile {key}"]
+        if self._password_file:
+            lines += ["allow_anonymous false", f"password_file {self._password_file}"]
+        else:
+            lines += ["allow_anonymous true"]
+        conf.write_text("\n".join(lines) + "\n")
         self._proc = subprocess.Popen([self._exe, "-c", str(conf)], stdin=subprocess.DEVNULL,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout

@@ -16,6 +16,7 @@ import time
 import zlib
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -134,8 +135,10 @@ class Service:
                     if dev.simulate:
                         port, sim = self._simulator(dev, bay, mqtt_host, mqtt_port)
                         tasks.append(asyncio.create_task(sim, name=f"sim-{dev.id}"))
-                    settings = DeviceSettings(dev.id, port, dev.baudrate, mqtt_host, mqtt_port,
-                                              cfg.mqtt.username, cfg.mqtt.password, cfg.site)
+                    m = cfg.mqtt
+                    settings = DeviceSettings(
+                        dev.id, port, dev.baudrate, mqtt_host, mqtt_port, m.username, m.password, cfg.site,
+                        m.tls, _str(m.ca_file), _str(m.cert_file), _str(m.key_file))
                     driver = driver_class(dev.driver)(settings)
                     self.drivers.append(driver)
                     tasks.append(asyncio.create_task(supervise(driver, self.emitter(dev.id)), name=f"drv-{dev.id}"))
@@ -217,6 +220,10 @@ def _listen(host: str, port: int) -> socket.socket:
 
 class ServiceError(Exception):
     """bedside cannot start as configured; the message says why."""
+
+
+def _str(path: Path | None) -> str | None:
+    return None if path is None else str(path)
 
 
 def _host_port(url: str) -> tuple[str, int]:
