@@ -14,6 +14,7 @@ from drivers.base import Driver
 BUILTIN: dict[str, str] = {
     "masimo": "drivers.masimo_driver:MasimoDriver",
     "mqtt": "drivers.mqtt_driver:MqttDriver",
+    "nellcor": "drivers.nellcor_driver:NellcorDriver",
 }
 ENTRY_POINT_GROUP = "bedside.drivers"
 
