@@ -1,0 +1,80 @@
+"""The driver registry (lazy built-ins, entry points) and the supervisor (a crashing driver becomes "device lost",
+is restarted, and never takes another driver down)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import ClassVar
+
+import pytest
+
+from drivers import registry
+from drivers.base import CONNECTED, DeviceSettings, Driver, Emit
+from drivers.supervise import supervise
+from monitor.model import Condition, DeviceCondition, DeviceEvent, Reading
+
+
+def test_every_builtin_key_resolves_to_a_driver_with_that_key() -> None:
+    for key in registry.BUILTIN:
+        cls = registry.driver_class(key)
+        assert issubclass(cls, Driver) and cls.key == key
+
+
+def test_unknown_key_names_the_known_ones() -> None:
+    with pytest.raises(KeyError, match=r"unknown driver 'philips'.*masimo"):
+        registry.driver_class("philips")
+
+
+def test_entry_point_drivers_are_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    class FakeEntryPoint:
+        name, value = "acme", f"{__name__}:Flaky"
+
+    monkeypatch.setattr(registry, "entry_points", lambda group: [FakeEntryPoint()] if group == "bedside.drivers"
+                        else [])
+    assert registry.driver_class("acme") is Flaky
+
+
+class Flaky(Driver):
+    """Fails with a bug on its first two runs, then reads one value and idles."""
+
+    key: ClassVar[str] = "flaky"
+    runs = 0
+
+    async def run(self, emit: Emit) -> None:
+        type(self).runs += 1
+        if type(self).runs <= 2:
+            raise RuntimeError("bug in a driver")
+        emit(CONNECTED)
+        emit(Reading("spo2", 97))
+        await asyncio.Event().wait()
+
+
+class Steady(Driver):
+    key: ClassVar[str] = "steady"
+
+    async def run(self, emit: Emit) -> None:
+        emit(CONNECTED)
+        while True:
+            emit(Reading("hr", 70))
+            await asyncio.sleep(0.01)
+
+
+async def test_crashing_driver_is_lost_then_restarted_and_others_keep_running() -> None:
+    flaky_events: list[DeviceEvent] = []
+    steady_events: list[DeviceEvent] = []
+    tasks = [asyncio.create_task(supervise(Flaky(DeviceSettings("a")), flaky_events.append, first_delay=0.05)),
+             asyncio.create_task(supervise(Steady(DeviceSettings("b")), steady_events.append))]
+    try:
+        for _ in range(100):
+            if any(isinstance(e, Reading) for e in flaky_events):
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    lost = [e for e in flaky_events if isinstance(e, DeviceCondition) and e.condition == Condition.DEVICE_LOST]
+    assert [e.active for e in lost] == [True, True, False]
+    assert lost[0].detail == "bug in a driver"
+    assert flaky_events[-1] == Reading("spo2", 97)
+    assert sum(isinstance(e, Reading) for e in steady_events) > 10  # never interrupted
