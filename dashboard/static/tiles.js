@@ -88,6 +88,7 @@ export class Tile {
     this.cells = {
       pulse: makeCell("pulse", "HR", "/min", ["hr"]),
       spo2: makeCell("spo2", "SpO\u2082", "%", ["spo2"]),
+      pr: makeCell("pr", "PR", "/min", ["pr"]),
       nibp: makeCell("nibp", "NIBP", "mmHg", ["nibp_sys", "nibp_dia", "nibp_map"]),
       rr: makeCell("rr", "RR", "/min", ["rr"]),
       etco2: makeCell("etco2", "EtCO\u2082", "mmHg", ["etco2"]),
@@ -95,7 +96,7 @@ export class Tile {
     const big = el("div", "numerics-big");
     big.append(this.cells.pulse.cell, this.cells.spo2.cell);
     const small = el("div", "numerics-small");
-    small.append(this.cells.nibp.cell, this.cells.rr.cell, this.cells.etco2.cell);
+    small.append(this.cells.pr.cell, this.cells.nibp.cell, this.cells.rr.cell, this.cells.etco2.cell);
 
     const trendBox = el("div", "trend");
     this.root.append(head, this.alarmBar, this.techBar, big, small, trendBox);
@@ -118,6 +119,11 @@ export class Tile {
       span.dataset.vital = pulseKey;
       pulse.labelEl.textContent = pulseKey.toUpperCase();
     }
+    // The oximeter's pulse rate in its own small cell, unless the big cell already shows it.
+    const prCell = this.cells.pr;
+    prCell.cell.hidden = pulseKey === "pr" || !bay.vitals.pr;
+    if (prCell.cell.hidden) delete prCell.values.pr.dataset.vital;
+    else prCell.values.pr.dataset.vital = "pr";
     this.cells.etco2.cell.hidden = !bay.vitals.etco2;
 
     const alarmByVital = {};
