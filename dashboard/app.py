@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 UPLOT = Path(__file__).parent / "node_modules" / "uplot" / "dist"
+HEARTBEAT = 2.0  # seconds of quiet after which the server sends a heartbeat (the page treats 5 s of silence as lost)
 SEND_TIMEOUT = 10.0  # a client that cannot take a message for this long is disconnected (it resyncs on reconnect)
 
 CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; object-src 'none'; frame-ancestors 'none'"
@@ -116,10 +117,14 @@ def create_app(src: LiveSources) -> FastAPI:
                 while not reader.done():
                     get = asyncio.create_task(sub.queue.get())
                     overflow = asyncio.create_task(sub.overflowed.wait())
-                    done, _ = await asyncio.wait({get, overflow, reader}, return_when=asyncio.FIRST_COMPLETED)
+                    done, _ = await asyncio.wait({get, overflow, reader}, timeout=HEARTBEAT,
+                                                 return_when=asyncio.FIRST_COMPLETED)
                     for task in (get, overflow):
                         if task not in done:
                             task.cancel()
+                    if not done:  # quiet: tell the page we are alive, so it can tell silence from a dead link
+                        await asyncio.wait_for(ws.send_json({"type": "heartbeat", "server_time": time.time()}),
+                                               SEND_TIMEOUT)
                     if overflow in done:
                         await ws.close(code=1013, reason="too slow; reconnect to resynchronise")
                         return

@@ -61,7 +61,7 @@ export class Trend {
     const uPlot = globalThis.uPlot;
     if (!uPlot) return; // the numerics still work without the chart
     const axis = { stroke: "#9aa4b2", grid: { stroke: "#2a3140", width: 1 }, ticks: { show: false },
-      font: "12px system-ui, sans-serif", size: 34 };
+      font: "12px system-ui, sans-serif", size: 30, gap: 2 };
     this.plot = new uPlot({
       width: Math.max(container.clientWidth, 50),
       height: Math.max(container.clientHeight, 40),
@@ -72,10 +72,10 @@ export class Trend {
       scales: { x: { time: false, range: [-TREND_WINDOW_S / 60, 0] }, pulse: { range: [30, 180] },
         spo2: { range: [70, 100] } },
       axes: [
-        { ...axis, space: 50, incrs: [1, 2, 5, 10],
+        { ...axis, size: 16, font: "11px system-ui, sans-serif", space: 40, incrs: [5],
           values: (u, ticks) => ticks.map((m) => (m === 0 ? "now" : `${m} min`)) },
-        { ...axis, scale: "pulse", stroke: COLORS.pulse, space: 24 },
-        { ...axis, scale: "spo2", side: 1, stroke: COLORS.spo2, space: 24, grid: { show: false } },
+        { ...axis, scale: "pulse", stroke: COLORS.pulse, space: 20 },
+        { ...axis, scale: "spo2", side: 1, stroke: COLORS.spo2, space: 20, grid: { show: false } },
       ],
       series: [
         {},

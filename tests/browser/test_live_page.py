@@ -11,15 +11,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from monitor.mosquitto import free_port
+from tests.browser.conftest import login
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]
 
 CONFIG = """
 site = "browser-test"
@@ -48,16 +46,6 @@ value = 80
 start = 4
 duration = 600
 """
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is not installed: run `make system-deps` (apt-get install chromium)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture
@@ -92,17 +80,17 @@ def numeric(page: Page, bay: str, vital: str) -> str:
     return page.locator(f'[data-bay="{bay}"] [data-vital="{vital}"]').first.inner_text().strip()
 
 
-def test_page_shows_live_changing_values_and_the_engines_alarm(browser: Browser, server: tuple[str, str]) -> None:
+def test_page_shows_live_changing_values_and_the_engines_alarm(
+    browser: Browser, page: Page, page_errors: list[str], server: tuple[str, str]
+) -> None:
     base, token = server
-    page = browser.new_page(viewport={"width": 1920, "height": 1080})
-    page.goto(f"{base}/")
-    page.wait_for_url(f"{base}/login")  # no login: no data, the page sends us to log in
+    first = browser.new_page()
+    first.goto(f"{base}/")
+    first.wait_for_url(f"{base}/login")  # no login: no data, the page sends us to log in
+    first.close()
 
-    page.close()
-    page = browser.new_page(viewport={"width": 1920, "height": 1080})  # a fresh load, not a fragment change
-    page.goto(f"{base}/login#token={token}")
-    page.wait_for_selector('[data-bay="bay1"]', timeout=10_000)
-    page.wait_for_selector('[data-bay="bay2"]', timeout=10_000)
+    login(page, base, token)
+    assert page.locator("[data-bay]").count() == 2
     page.wait_for_function(
         """() => ['bay1', 'bay2'].every(b => /^\\d/.test(
                document.querySelector(`[data-bay="${b}"] [data-vital="spo2"]`)?.textContent.trim() ?? ''))""",
@@ -124,6 +112,7 @@ def test_page_shows_live_changing_values_and_the_engines_alarm(browser: Browser,
     tile = page.locator('[data-bay="bay2"]')
     assert "SpO2 LOW" in tile.inner_text()
     assert page.locator('[data-bay="bay1"]').get_attribute("data-alarm") == "none"
+    assert page_errors == []  # no script error, no CSP violation
 
 
 def test_api_and_page_data_need_a_login(server: tuple[str, str]) -> None:

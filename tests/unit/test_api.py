@@ -80,3 +80,11 @@ def test_websocket_refused_without_token_and_sends_snapshot_then_live(
         src.hub.ingest("ox1", Reading("spo2", 80), 5.0)
         alarm = ws.receive_json()
         assert (alarm["type"], alarm["id"], alarm["phase"], alarm["value"]) == ("alarm", "spo2_low", "start", 80)
+
+
+def test_quiet_websocket_gets_heartbeats(world: tuple[TestClient, LiveSources, dict[str, str]]) -> None:
+    client, _, tokens = world
+    with client.websocket_connect("/ws/live", headers={"Authorization": f"Bearer {tokens['viewer']}"}) as ws:
+        assert ws.receive_json()["type"] == "snapshot"
+        beat = ws.receive_json()  # nothing happens in the clinic: the server still says it is alive
+        assert beat["type"] == "heartbeat" and beat["server_time"] > 0
