@@ -6,14 +6,25 @@ Started as a child process with its own config in a temporary directory (no pers
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to send SIGTERM when the parent dies (no-op elsewhere)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def free_port() -> int:
@@ -64,8 +75,11 @@ class PrivateMosquitto:
         else:
             lines += ["allow_anonymous true"]
         conf.write_text("\n".join(lines) + "\n")
+        # Its own session: a Ctrl-C at the terminal reaches bedside, which stops the broker last, after its
+        # clients. PDEATHSIG: should bedside itself die (kill -9), the kernel stops the broker too.
         self._proc = subprocess.Popen([self._exe, "-c", str(conf)], stdin=subprocess.DEVNULL,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                      start_new_session=True, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
