@@ -15,6 +15,7 @@ BUILTIN: dict[str, str] = {
     "masimo": "drivers.masimo_driver:MasimoDriver",
     "mqtt": "drivers.mqtt_driver:MqttDriver",
     "nellcor": "drivers.nellcor_driver:NellcorDriver",
+    "capnostream": "drivers.capnostream_driver:CapnostreamDriver",
 }
 ENTRY_POINT_GROUP = "bedside.drivers"
 
