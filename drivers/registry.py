@@ -16,6 +16,8 @@ BUILTIN: dict[str, str] = {
     "mqtt": "drivers.mqtt_driver:MqttDriver",
     "nellcor": "drivers.nellcor_driver:NellcorDriver",
     "capnostream": "drivers.capnostream_driver:CapnostreamDriver",
+    "nonin7": "drivers.nonin_driver:NoninFormat7Driver",
+    "nonin8": "drivers.nonin_driver:NoninFormat8Driver",
 }
 ENTRY_POINT_GROUP = "bedside.drivers"
 
