@@ -2,8 +2,9 @@
 
     bedside run --config FILE
     bedside demo [--bays N] [--port P] [--data-dir D]
-    bedside simulate masimo (--port PATH|URL | --pty)
-    bedside simulate mqtt --broker mqtt://HOST:PORT --device ID [--site S]
+    bedside simulate masimo|nellcor|nonin7|nonin8|capnostream (--port PATH|URL | --pty | --tcp PORT)
+                     [--scenario FILE] [--replay CSV] [--speed X] [--interval S] [--seed N]
+    bedside simulate mqtt --broker mqtt://HOST:PORT --device ID [--site S] [--scenario FILE]
     bedside token create --data-dir D --role viewer|nurse|admin
 """
 
@@ -154,15 +155,27 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-dir", default=None, help="where to record (default: a new temporary directory)")
     demo.set_defaults(func=_demo)
 
-    sim = sub.add_parser("simulate", help="run one device simulator")
-    sim.add_argument("protocol", choices=["masimo", "mqtt"])
-    sim.add_argument("--port", help="serial port or pyserial URL to write to (masimo)")
-    sim.add_argument("--pty", action="store_true", help="create a pty pair; print the driver-side path first")
+    sim = sub.add_parser("simulate", help="run one device simulator",
+                         description="Run one simulated device: a serial protocol on a pty, a port or TCP, "
+                                     "or an MQTT monitor.")  # fmt: skip
+    sim.add_argument("protocol", choices=["masimo", "nellcor", "nonin7", "nonin8", "capnostream", "mqtt"])
+    out = sim.add_mutually_exclusive_group()
+    out.add_argument("--port", help="serial port or pyserial URL to write to")
+    out.add_argument("--pty", action="store_true", help="create a pty pair; print the driver-side path first")
+    out.add_argument("--tcp", type=int, metavar="PORT", help="serve TCP on PORT (0: a free one); print the URL first")
+    sim.add_argument("--host", default="127.0.0.1", help="address for --tcp (default 127.0.0.1)")
+    sim.add_argument("--link", metavar="PATH", help="with --pty: keep a symlink at PATH to the pty (stable path)")
     sim.add_argument("--broker", help="mqtt://HOST:PORT (mqtt)")
     sim.add_argument("--device", help="device id (mqtt)")
     sim.add_argument("--site", default="clinic")
-    sim.add_argument("--interval", type=float, default=1.0, help="seconds between messages")
-    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--scenario", metavar="FILE", help="scenario TOML (examples/scenarios/)")
+    sim.add_argument("--replay", metavar="CSV", help="play a trace CSV instead of the simulated patient")
+    sim.add_argument("--speed", type=float, default=None, help="replay speed (60: a minute per second)")
+    sim.add_argument("--interval", type=float, default=None,
+                     help="seconds between messages (default: the device's own pace)")  # fmt: skip
+    sim.add_argument("--seed", type=int, default=None, help="patient seed (default: the scenario's, else 1)")
+    sim.add_argument("--no-handshake", action="store_true", help="capnostream: stream without being asked")
+    sim.add_argument("--co2-wave", action="store_true", help="capnostream: also send CO2 wave messages (20/s)")
     sim.set_defaults(func=_simulate)
 
     prb = sub.add_parser("probe", help="read a device and print each decoded item as a JSON line")

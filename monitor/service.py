@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import socket
 import time
@@ -68,7 +67,7 @@ class Service:
         self.hub.on_heard(self.engine.heard)
         self.hub.add_sink(self._decide)
         self._stop = asyncio.Event()
-        self._fds: list[int] = []
+        self._closers: list[Callable[[], None]] = []  # simulators' ptys
         self._engine_failed = False
         self._patients: dict[str, PatientModel] = {}
         self.started = asyncio.Event()
@@ -168,9 +167,9 @@ class Service:
             for task in pending:
                 log.error("task %s did not stop within 4 s", task.get_name())
             self.recorder.flush()
-            for fd in self._fds:
+            for close in self._closers:
                 with contextlib.suppress(OSError):
-                    os.close(fd)
+                    close()
             if broker is not None:
                 await asyncio.to_thread(broker.close)
             self.db.close()
@@ -179,14 +178,14 @@ class Service:
         self, dev: DeviceConfig, bay: BayConfig, host: str, port: int
     ) -> tuple[str | None, Coroutine[Any, Any, None]]:
         """Start a simulator for `dev`; returns the port the driver should use and the simulator's coroutine."""
-        from simulators.masimo import open_pty, pty_writer, run_masimo_simulator
+        from simulators.devices import PROTOCOLS, open_device_pty
         from simulators.mqtt_monitor import run_mqtt_simulator
 
         model = self._patient(bay)
-        if dev.driver == "masimo":
-            master, slave_path = open_pty()
-            self._fds.append(master)
-            return slave_path, run_masimo_simulator(pty_writer(master), model)
+        if dev.driver in PROTOCOLS:
+            server = open_device_pty(dev.driver, model)
+            self._closers.append(server.close)
+            return server.path, server.run()
         if dev.driver == "mqtt":
             return None, run_mqtt_simulator(host, port, self.config.site, dev.id, model, vitals=dev.simulate_vitals)
         raise ValueError(f"bay {bay.id} device {dev.id}: no simulator for driver {dev.driver!r}")

@@ -12,32 +12,36 @@ options, so those fields are always dashes.
 - `format_line` is the pure encoder.
 - `MasimoSimulator` samples a `PatientModel` and builds the line for a moment (sensor-off and device alarms
   included); `run()` / `run_masimo_simulator` write one line per interval to a byte sink until cancelled.
+- `MasimoDevice` is the same device as a frame source over any values source and scenario conditions (sensor
+  off, pulse search, motion); `simulators.devices` serves it like every other protocol.
 - Sinks: `open_pty` + `pty_writer` (a pseudo-terminal whose slave path a driver opens with pyserial),
   `serve_pty` (both, as an async context manager), `serve_serial` (a serial port or pyserial URL), `serve_tcp`
-  (a TCP server, like a serial device server; a driver connects with `socket://host:port`).
+  (a TCP server, like a serial device server; a driver connects with `socket://host:port`). The code behind
+  them is protocol-neutral and lives in `simulators.serial_out`; these keep their Masimo-specific signatures.
 
-`python -m simulators.masimo` runs one from the command line (see `main`).
+`bedside simulate masimo --pty` runs one from the command line (simulators/cli.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import math
-import os
-import termios
 import time
-import tty
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
 
-import serial
-
+from simulators import serial_out
 from simulators.patient import PatientModel
+from simulators.serial_out import Writer as Writer
+from simulators.serial_out import open_pty as open_pty
+from simulators.serial_out import pty_writer as pty_writer
+from simulators.state import NORMAL, Conditions, ConditionsSource, ValuesSource, motion_values
 
 # EXC bits (device-protocols.md §1.2)
 EXC_NO_SENSOR = 0x000001
+EXC_PULSE_SEARCH = 0x000008
+EXC_INTERFERENCE = 0x000010
 EXC_SENSOR_OFF = 0x000020
 EXC_SET = 0x000800  # "Masimo SET": normal, algorithm in full SET mode
 # ALARM bits
@@ -51,8 +55,6 @@ DEFAULT_SERIAL = "0123456789"
 BAUDRATE = 9600
 # Fields this simulated device always reports as "no value" (no SpCO/SpMet/PVI options).
 _FIXED_TAIL = "SPCO=--.-% SPMET=--.-% DESAT=-- PIDELTA=+-- PVI=---"
-
-Writer = Callable[[bytes], None]
 
 
 def _int_field(value: float | None, width: int) -> str:
@@ -104,6 +106,24 @@ def format_line(
     return line.encode("ascii")
 
 
+def device_alarm(
+    values: Mapping[str, float | None], *, spo2_low: float = 90.0, pr_low: float = 50.0, pr_high: float = 140.0
+) -> int:
+    """The ALARM bits a Radical-7 raises on its own for `values` as displayed (rounded half up): SpO2 low, PR
+    high, PR low, plus ALARM_ACTIVE when any is set. A missing value raises nothing."""
+    alarm = 0
+    spo2, pr = values.get("spo2"), values.get("pr")
+    if spo2 is not None and math.isfinite(spo2) and math.floor(spo2 + 0.5) < spo2_low:
+        alarm |= ALARM_SPO2_LOW
+    if pr is not None and math.isfinite(pr):
+        shown = math.floor(pr + 0.5)
+        if shown > pr_high:
+            alarm |= ALARM_PR_HIGH
+        if shown < pr_low:
+            alarm |= ALARM_PR_LOW
+    return alarm | ALARM_ACTIVE if alarm else 0
+
+
 class MasimoSimulator:
     """A simulated Radical-7 watching `model`'s patient.
 
@@ -135,16 +155,7 @@ class MasimoSimulator:
         if self.sensor_off is not None and self.sensor_off(t):
             return format_line({}, when, serial=self.serial, exc=EXC_SET | EXC_SENSOR_OFF)
         v = self.model.sample(t)
-        spo2, pr = math.floor(v["spo2"] + 0.5), math.floor(v["pr"] + 0.5)  # as displayed
-        alarm = 0
-        if spo2 < self.spo2_low:
-            alarm |= ALARM_SPO2_LOW
-        if pr > self.pr_high:
-            alarm |= ALARM_PR_HIGH
-        if pr < self.pr_low:
-            alarm |= ALARM_PR_LOW
-        if alarm:
-            alarm |= ALARM_ACTIVE
+        alarm = device_alarm(v, spo2_low=self.spo2_low, pr_low=self.pr_low, pr_high=self.pr_high)
         return format_line(v, when, serial=self.serial, alarm=alarm)
 
     async def run(
@@ -158,31 +169,9 @@ class MasimoSimulator:
         """Write one line every `interval` seconds to `write` until cancelled or `stop` is set.
 
         Session time t = clock() - clock() at the start; the line's timestamp is `clock()` as local time.
-        Ticks are scheduled on the event loop's clock, so they do not drift.
+        Ticks are scheduled on the event loop's clock, so they do not drift (see serial_out.run_frames).
         """
-        if not interval > 0:
-            raise ValueError(f"interval must be > 0 s, got {interval}")
-        loop = asyncio.get_running_loop()
-        start = clock()
-        next_tick = loop.time()
-        while stop is None or not stop.is_set():
-            now = clock()
-            write(self.line(now - start, datetime.fromtimestamp(now)))
-            next_tick = max(next_tick + interval, loop.time())  # after a stall, resume without a burst
-            if await _wait(stop, next_tick - loop.time()):
-                return
-
-
-async def _wait(stop: asyncio.Event | None, delay: float) -> bool:
-    """Sleep `delay` seconds or until `stop` is set; True if stopped."""
-    if stop is None:
-        await asyncio.sleep(max(0.0, delay))
-        return False
-    if stop.is_set():
-        return True
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), max(0.0, delay))
-    return stop.is_set()
+        await serial_out.run_frames(write, self.line, interval=interval, clock=clock, stop=stop)
 
 
 async def run_masimo_simulator(
@@ -200,47 +189,55 @@ async def run_masimo_simulator(
     await sim.run(write, interval=interval, clock=clock, stop=stop)
 
 
-# -- pseudo-terminal ----------------------------------------------------------------------------------------
+class MasimoDevice:
+    """A Radical-7 as a frame source for any values source (a `PatientModel`'s `sample`, a replayed trace).
 
-
-def open_pty() -> tuple[int, str]:
-    """Create a pseudo-terminal for a simulated serial device; returns (master_fd, slave_path).
-
-    The slave side is put in raw mode with echo off and its fd is closed again, so nothing leaks: the driver
-    opens `slave_path` (e.g. `serial.Serial(slave_path, 9600)`), the simulator writes to `master_fd`, and the
-    caller closes `master_fd` when done. The master is non-blocking: on Linux, while no one has the slave open,
-    written bytes pile up until the buffer is full and reads of the master fail with EIO; write through
-    `pty_writer`, which drops a line that does not fit, as a real UART does when nobody listens.
+    `frame(t, when)` is the line at session time `t`. Conditions (from a scenario): sensor off -> dashes and
+    EXC sensor-off (0x20); pulse search -> dashes and EXC pulse search (0x08); motion -> noisy values and EXC
+    interference (0x10). Otherwise, as `MasimoSimulator`, its own ALARM bits outside the limits. A Masimo
+    ignores what the host sends (`receive` answers nothing).
     """
-    master_fd, slave_fd = os.openpty()
-    try:
-        slave_path = os.ttyname(slave_fd)
-        tty.setraw(slave_fd)
-        attrs = termios.tcgetattr(slave_fd)
-        attrs[3] &= ~(termios.ECHO | termios.ECHONL | termios.ICANON)
-        termios.tcsetattr(slave_fd, termios.TCSANOW, attrs)
-    except BaseException:
-        os.close(master_fd)
-        raise
-    finally:
-        os.close(slave_fd)
-    os.set_blocking(master_fd, False)
-    return master_fd, slave_path
+
+    baudrate = BAUDRATE
+
+    def __init__(
+        self,
+        values: ValuesSource,
+        *,
+        conditions: ConditionsSource | None = None,
+        interval: float = 1.0,
+        seed: int = 0,
+        serial: str = DEFAULT_SERIAL,
+        spo2_low: float = 90.0,
+        pr_low: float = 50.0,
+        pr_high: float = 140.0,
+    ) -> None:
+        self.values = values
+        self.conditions = conditions
+        self.interval = interval
+        self.seed = seed
+        self.serial = serial
+        self.spo2_low, self.pr_low, self.pr_high = spo2_low, pr_low, pr_high
+
+    def frame(self, t: float, when: datetime) -> bytes:
+        cond: Conditions = self.conditions(t) if self.conditions is not None else NORMAL
+        if cond.sensor_off:
+            return format_line({}, when, serial=self.serial, exc=EXC_SET | EXC_SENSOR_OFF)
+        if cond.pulse_search:
+            return format_line({}, when, serial=self.serial, exc=EXC_SET | EXC_PULSE_SEARCH)
+        v = self.values(t)
+        exc = EXC_SET
+        if cond.motion:
+            v = motion_values(v, t, self.seed)
+            exc |= EXC_INTERFERENCE
+        alarm = device_alarm(v, spo2_low=self.spo2_low, pr_low=self.pr_low, pr_high=self.pr_high)
+        return format_line(v, when, serial=self.serial, alarm=alarm, exc=exc)
+
+    def receive(self, data: bytes) -> bytes:
+        return b""
 
 
-def pty_writer(master_fd: int) -> Writer:
-    """A sink writing to a non-blocking pty master; bytes that do not fit (no reader, full buffer) are dropped."""
-
-    def write(data: bytes) -> None:
-        try:
-            os.write(master_fd, data)
-        except BlockingIOError:
-            pass
-        except OSError as exc:
-            if exc.errno != errno.EIO:
-                raise
-
-    return write
+# -- pty, serial port and TCP (protocol-neutral code in simulators.serial_out) ---------------------------------
 
 
 @contextlib.asynccontextmanager
@@ -257,22 +254,9 @@ async def serve_pty(
     E.g. `async with serve_pty(PatientModel(1), interval=0.2) as path:` then `serial.Serial(path, 9600)`.
     On exit the simulator task is cancelled and the master fd closed.
     """
-    master_fd, slave_path = open_pty()
-    task = asyncio.create_task(
-        run_masimo_simulator(
-            pty_writer(master_fd), model, interval=interval, clock=clock, sensor_off=sensor_off, serial=serial
-        )
-    )
-    try:
-        yield slave_path
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        os.close(master_fd)
-
-
-# -- serial port and TCP ------------------------------------------------------------------------------------
+    sim = MasimoSimulator(model, serial=serial, sensor_off=sensor_off)
+    async with serial_out.serve_pty(sim.line, interval=interval, clock=clock) as path:
+        yield path
 
 
 async def serve_serial(
@@ -289,18 +273,8 @@ async def serve_serial(
 
     A line the port cannot take within 0.2 s is dropped. Errors opening the port propagate.
     """
-    port = serial.serial_for_url(url, baudrate=BAUDRATE, write_timeout=0.2)
-
-    def write(data: bytes) -> None:
-        with contextlib.suppress(serial.SerialTimeoutException):
-            port.write(data)
-
-    try:
-        await run_masimo_simulator(
-            write, model, interval=interval, clock=clock, stop=stop, sensor_off=sensor_off, serial=serial_number
-        )
-    finally:
-        port.close()
+    sim = MasimoSimulator(model, serial=serial_number, sensor_off=sensor_off)
+    await serial_out.serve_serial(url, sim.line, baudrate=BAUDRATE, interval=interval, clock=clock, stop=stop)
 
 
 @contextlib.asynccontextmanager
@@ -320,39 +294,6 @@ async def serve_tcp(
     64 KiB behind is disconnected. Yields the bound port (pass `port=0` for a free one); a driver connects with
     `socket://host:port`.
     """
-    clients: set[asyncio.StreamWriter] = set()
-
-    async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        clients.add(writer)
-        try:
-            while await reader.read(1024):  # a Masimo ignores what it is sent; wait for the client to leave
-                pass
-        except ConnectionError:
-            pass
-        finally:
-            clients.discard(writer)
-            writer.close()
-
-    def broadcast(data: bytes) -> None:
-        for w in list(clients):
-            if w.is_closing() or w.transport.get_write_buffer_size() > 65536:
-                clients.discard(w)
-                w.close()
-            else:
-                w.write(data)
-
-    server = await asyncio.start_server(on_client, host, port)
-    bound: int = server.sockets[0].getsockname()[1]
-    task = asyncio.create_task(
-        run_masimo_simulator(broadcast, model, interval=interval, clock=clock, sensor_off=sensor_off, serial=serial)
-    )
-    try:
+    sim = MasimoSimulator(model, serial=serial, sensor_off=sensor_off)
+    async with serial_out.serve_tcp(sim.line, host, port, interval=interval, clock=clock) as bound:
         yield bound
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        server.close()
-        for w in list(clients):
-            w.close()
-        await server.wait_closed()
