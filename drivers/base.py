@@ -40,6 +40,9 @@ class DeviceSettings:
     mqtt_ca_file: str | None = None
     mqtt_cert_file: str | None = None
     mqtt_key_file: str | None = None
+    bytesize: int | None = None  # serial line overrides (None: the device's documented setting)
+    parity: str | None = None
+    stopbits: float | None = None
 
 
 class Driver(ABC):

@@ -29,8 +29,9 @@ class SerialDriver(Driver):
         """Send whatever the device needs before it streams (nothing, for most devices)."""
 
     def line_settings(self) -> SerialSettings:
-        d = self.DEFAULTS
-        return SerialSettings(self.settings.baudrate or d.baudrate, d.bytesize, d.parity, d.stopbits)
+        d, s = self.DEFAULTS, self.settings
+        return SerialSettings(s.baudrate or d.baudrate, s.bytesize or d.bytesize, s.parity or d.parity,
+                              s.stopbits or d.stopbits)
 
     async def run(self, emit: Emit) -> None:
         if self.settings.port is None:

@@ -62,7 +62,17 @@ class DeviceConfig(_Strict):
     id: _ID
     driver: str
     port: str | None = None  # serial port or pyserial URL
-    baudrate: int | None = Field(default=None, gt=0)
+    baudrate: int | None = Field(default=None, gt=0)  # default: the device's documented line settings
+    bytesize: Literal[5, 6, 7, 8] | None = None
+    parity: Literal["N", "E", "O", "M", "S"] | None = None
+    stopbits: float | None = None  # 1, 1.5 or 2
+
+    @field_validator("stopbits")
+    @classmethod
+    def _stopbits(cls, value: float | None) -> float | None:
+        if value is not None and value not in (1, 1.5, 2):
+            raise ValueError(f"stopbits must be 1, 1.5 or 2 (got {value})")
+        return value
     simulate: bool = False  # bedside runs a simulator of this device (pty for serial, publisher for MQTT)
     simulate_vitals: list[str] | None = None  # what a simulated MQTT monitor measures (default: everything)
     silent_after: float = Field(default=10.0, gt=0)  # seconds without data before "no data"

@@ -137,7 +137,8 @@ class Service:
                     m = cfg.mqtt
                     settings = DeviceSettings(
                         dev.id, port, dev.baudrate, mqtt_host, mqtt_port, m.username, m.password, cfg.site,
-                        m.tls, _str(m.ca_file), _str(m.cert_file), _str(m.key_file))
+                        m.tls, _str(m.ca_file), _str(m.cert_file), _str(m.key_file),
+                        dev.bytesize, dev.parity, dev.stopbits)
                     driver = driver_class(dev.driver)(settings)
                     self.drivers.append(driver)
                     tasks.append(asyncio.create_task(supervise(driver, self.emitter(dev.id)), name=f"drv-{dev.id}"))

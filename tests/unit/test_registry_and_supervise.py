@@ -78,3 +78,14 @@ async def test_crashing_driver_is_lost_then_restarted_and_others_keep_running() 
     assert lost[0].detail == "bug in a driver"
     assert flaky_events[-1] == Reading("spo2", 97)
     assert sum(isinstance(e, Reading) for e in steady_events) > 10  # never interrupted
+
+
+def test_serial_line_settings_are_the_devices_unless_configured() -> None:
+    from drivers.serial_driver import SerialDriver
+    from drivers.serial_transport import SerialSettings
+
+    capno = registry.driver_class("capnostream")
+    assert issubclass(capno, SerialDriver)
+    assert capno(DeviceSettings("c")).line_settings() == SerialSettings(115200, 8, "N", 1)
+    changed = capno(DeviceSettings("c", baudrate=9600, parity="E", stopbits=2)).line_settings()
+    assert changed == SerialSettings(9600, 8, "E", 2)
