@@ -33,6 +33,7 @@ import aiomqtt
 from monitor.model import Condition
 from monitor.vitals import VITALS
 from simulators.patient import NibpCuff, PatientModel
+from simulators.serial_out import wait_or_stop
 
 TOPIC_ROOT = "bedside/v1"
 CONTINUOUS_VITALS: tuple[str, ...] = ("hr", "pr", "spo2", "rr", "etco2", "temp")
@@ -118,18 +119,6 @@ def monitor_values(
     return values, status
 
 
-async def _wait(stop: asyncio.Event | None, delay: float) -> bool:
-    """Sleep `delay` seconds or until `stop` is set; True if stopped."""
-    if stop is None:
-        await asyncio.sleep(max(0.0, delay))
-        return False
-    if stop.is_set():
-        return True
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), max(0.0, delay))
-    return stop.is_set()
-
-
 async def run_mqtt_simulator(
     host: str,
     port: int,
@@ -187,7 +176,7 @@ async def run_mqtt_simulator(
                         seq += 1
                         await client.publish(numerics, payload, qos=1)
                         next_tick = max(next_tick + interval, loop.time())
-                        if await _wait(stop, next_tick - loop.time()):
+                        if await wait_or_stop(stop, next_tick - loop.time()):
                             break
                 except asyncio.CancelledError:
                     with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
@@ -197,6 +186,6 @@ async def run_mqtt_simulator(
                 return
         except aiomqtt.MqttError as exc:
             _log.info("mqtt simulator %s: broker %s:%d: %s; retrying in %.1f s", device_id, host, port, exc, backoff)
-            if await _wait(stop, backoff):
+            if await wait_or_stop(stop, backoff):
                 return
             backoff = min(backoff * 2.0, BACKOFF_MAX)

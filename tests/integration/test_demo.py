@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -71,13 +72,13 @@ def viewer_token(data: Path) -> str:
     return out.strip().splitlines()[-1]
 
 
-def get_bays(base: str, token: str) -> dict[str, dict[str, object]]:
+def get_bays(base: str, token: str) -> dict[str, dict[str, Any]]:
     body = httpx.get(f"http://{base}/api/bays", headers={"Authorization": f"Bearer {token}"}, timeout=5).json()
     return {b["id"]: b for b in body["bays"]}
 
 
-def live(bays: dict[str, dict[str, object]]) -> bool:
-    return all({"hr", "spo2"} <= set(b["vitals"]) for b in bays.values())  # type: ignore[arg-type]
+def live(bays: dict[str, dict[str, Any]]) -> bool:
+    return all({"hr", "spo2"} <= set(b["vitals"]) for b in bays.values())
 
 
 async def messages_per_bay(base: str, token: str, within: float) -> set[str]:
@@ -100,7 +101,7 @@ def test_demo_serves_four_live_bays_with_auth_and_stops_cleanly(
     proc, base, data, ptys_before = demo
     deadline = time.monotonic() + 30
     token = None
-    bays: dict[str, dict[str, object]] = {}
+    bays: dict[str, dict[str, Any]] = {}
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stdout.read() if proc.stdout else "demo exited"
         try:
@@ -124,9 +125,9 @@ def test_demo_serves_four_live_bays_with_auth_and_stops_cleanly(
     second = get_bays(base, token)
     for bay_id in first:
         for vital in ("hr", "spo2"):
-            before, after = first[bay_id]["vitals"][vital], second[bay_id]["vitals"][vital]  # type: ignore[index]
+            before, after = first[bay_id]["vitals"][vital], second[bay_id]["vitals"][vital]
             assert after["time"] > before["time"], (bay_id, vital, before, after)
-    changed = sum(first[b]["vitals"][v]["value"] != second[b]["vitals"][v]["value"]  # type: ignore[index]
+    changed = sum(first[b]["vitals"][v]["value"] != second[b]["vitals"][v]["value"]
                   for b in first for v in ("hr", "spo2"))
     assert changed >= 4, "the simulated patients' values should move"
 
