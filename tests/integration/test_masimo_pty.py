@@ -13,7 +13,7 @@ from drivers.base import DeviceSettings
 from drivers.masimo_driver import MasimoDriver
 from drivers.supervise import supervise
 from monitor.hub import Hub
-from monitor.model import Bay, Observation, TechnicalStatus
+from monitor.model import Bay, DeviceEvent, Observation, TechnicalStatus
 from tests.integration.helpers import Collected, wait_for
 
 LINE = b"09/15/10 15:10:29 SPO2=097% BPM=064 PI=11.82% ALARM=20 EXC=800\r\n"
@@ -35,9 +35,9 @@ async def test_pty_lines_reach_the_hub_and_a_closed_port_is_device_lost_then_rec
     items: list[Observation | TechnicalStatus] = []
     hub.add_sink(items.append)
 
-    def emit(event: object) -> None:
-        got(event)  # type: ignore[arg-type]
-        hub.ingest("ox1", event, 0.0)  # type: ignore[arg-type]
+    def emit(event: DeviceEvent) -> None:
+        got(event)
+        hub.ingest("ox1", event, 0.0)
 
     driver = MasimoDriver(DeviceSettings("ox1", port=path))
     task = asyncio.create_task(supervise(driver, emit, first_delay=0.1, max_delay=0.5))

@@ -15,7 +15,7 @@ from dashboard.app import LiveSources, create_app
 from monitor import db
 from monitor.broadcast import Broadcast
 from monitor.hub import Hub
-from monitor.model import Bay, LiveItem, Reading
+from monitor.model import Bay, LiveItem, Observation, Reading, TechnicalStatus
 from monitor.tokens import create_token
 
 
@@ -25,7 +25,12 @@ def world(tmp_path: Path) -> Iterator[tuple[TestClient, LiveSources, dict[str, s
     hub = Hub([Bay("bay1", "Bay 1", ["ox1"])])
     engine = AlarmEngine([LimitRule("spo2", 90, None, "high")], [WatchedDevice("ox1", "bay1")])
     src = LiveSources("test", hub, engine, Broadcast[LiveItem](), conn)
-    hub.add_sink(lambda item: [src.broadcast.publish(e) for e in engine.observe(item)])  # type: ignore[arg-type]
+    def decide(item: Observation | TechnicalStatus) -> None:
+        events = engine.observe(item) if isinstance(item, Observation) else engine.technical(item)
+        for event in events:
+            src.broadcast.publish(event)
+
+    hub.add_sink(decide)
     tokens = {role: create_token(conn, role) for role in ("viewer", "nurse")}
     with TestClient(create_app(src)) as client:
         yield client, src, tokens
