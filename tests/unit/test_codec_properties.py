@@ -36,14 +36,14 @@ def test_masimo_never_raises_and_counts_only_grow(chunks: list[bytes]) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.binary(max_size=80), spo2.filter(lambda v: v is not None)), min_size=1, max_size=8))
-def test_masimo_lines_between_garbage_are_all_recovered_in_order(pieces: list[tuple[bytes, int | None]]) -> None:
+@given(st.lists(st.tuples(st.binary(max_size=80), st.integers(0, 100)), min_size=1, max_size=8))
+def test_masimo_lines_between_garbage_are_all_recovered_in_order(pieces: list[tuple[bytes, int]]) -> None:
     stream = b""
     for garbage, value in pieces:
         stream += garbage.replace(b"\n", b"") + b"\r\n"  # garbage ends its own line: it cannot merge into the next
         stream += format_line({"spo2": value, "pr": 70, "pi": 2.0}, WHEN)
     got = [e.value for e in MasimoCodec().feed(stream) if isinstance(e, Reading) and e.vital == "spo2"]
-    assert got == [float(v) for _, v in pieces if v is not None]
+    assert got == [float(v) for _, v in pieces]
 
 
 @settings(max_examples=300, deadline=None)
