@@ -106,6 +106,13 @@ class AlarmEngine:
             )
         return events
 
+    def external(self, event: AlarmEvent) -> list[AlarmEvent]:
+        """Start (or end) an alarm decided outside the rules, e.g. a failure of bedside itself, so that it is part of
+        the active set that every snapshot shows; a start already active is not repeated."""
+        if event.phase == "start":
+            return self._start(event)
+        return self._end(event.bay, event.id, event.time, event.value)
+
     # --- state --------------------------------------------------------------------------------------------
 
     def active(self, bay: str | None = None) -> list[AlarmEvent]:

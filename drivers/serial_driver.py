@@ -39,9 +39,10 @@ class SerialDriver(Driver):
         async with open_serial(self.settings.port, self.line_settings()) as link:
             await self.start(link)
             first = True
+            frames_at_open = self.codec.stats.frames
             async for chunk in link.chunks():
                 events = self.codec.feed(chunk)
-                if first and (events or self.codec.stats.frames):
+                if first and self.codec.stats.frames > frames_at_open:
                     emit(CONNECTED)  # "device lost" ends once the device is understood again, not at open
                     first = False
                 for event in events:

@@ -57,8 +57,11 @@ class Hub:
         if bay_id is None:
             self.unbound += 1
             return
-        for heard in self._heard:
-            heard(device, receive_time)
+        if not (isinstance(event, DeviceCondition) and event.condition == Condition.DEVICE_LOST):
+            # the link's own up/down events (made by the supervisor, not sent by the device) are not "heard
+            # from the device": else every reconnect attempt would reset the silence timer and NO DATA would flap
+            for heard in self._heard:
+                heard(device, receive_time)
         state = self.bays[bay_id]
         item: Observation | TechnicalStatus
         if isinstance(event, Reading):

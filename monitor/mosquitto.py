@@ -77,13 +77,17 @@ class PrivateMosquitto:
         conf.write_text("\n".join(lines) + "\n")
         # Its own session: a Ctrl-C at the terminal reaches bedside, which stops the broker last, after its
         # clients. PDEATHSIG: should bedside itself die (kill -9), the kernel stops the broker too.
-        self._proc = subprocess.Popen([self._exe, "-c", str(conf)], stdin=subprocess.DEVNULL,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                      start_new_session=True, preexec_fn=_die_with_parent)
+        errors = self._errors()
+        try:
+            self._proc = subprocess.Popen([self._exe, "-c", str(conf)], stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.DEVNULL, stderr=errors,
+                                          start_new_session=True, preexec_fn=_die_with_parent)
+        finally:
+            os.close(errors)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
+                err = (Path(self._dir.name) / "stderr").read_text(errors="replace")
                 raise RuntimeError(f"mosquitto exited with {self._proc.returncode}: {err.strip()}")
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.2):
@@ -92,6 +96,10 @@ class PrivateMosquitto:
                 time.sleep(0.05)
         self.stop()
         raise TimeoutError(f"mosquitto did not listen on {self.host}:{self.port} within {timeout} s")
+
+    def _errors(self) -> int:
+        """A file for the broker's stderr (a pipe nobody reads would block it once full)."""
+        return os.open(Path(self._dir.name) / "stderr", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 
     def stop(self) -> None:
         if self._proc is None:
@@ -102,8 +110,6 @@ class PrivateMosquitto:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
-        if self._proc.stderr:
-            self._proc.stderr.close()
         self._proc = None
 
     def close(self) -> None:

@@ -68,7 +68,6 @@ class Service:
         self.hub.add_sink(self._decide)
         self._stop = asyncio.Event()
         self._closers: list[Callable[[], None]] = []  # simulators' ptys
-        self._engine_failed = False
         self._patients: dict[str, PatientModel] = {}
         self.started = asyncio.Event()
 
@@ -84,8 +83,7 @@ class Service:
             events = self.engine.observe(item) if isinstance(item, Observation) else self.engine.technical(item)
         except Exception:  # a bug in the engine must be seen at the station, not swallowed with the sample
             log.exception("alarm engine failed on %r", item)
-            events = [] if self._engine_failed else [self._engine_failure(item.bay)]
-            self._engine_failed = True
+            events = self.engine.external(self._engine_failure(item.bay))
         for event in events:
             self._publish(event)
 
@@ -116,6 +114,7 @@ class Service:
         broker: PrivateMosquitto | None = None
         tasks: list[asyncio.Task[None]] = []
         server: uvicorn.Server | None = None
+        sock: socket.socket | None = None
         try:
             sock = _listen(cfg.http.host, cfg.http.port)
             self.bound_port = sock.getsockname()[1]
@@ -168,6 +167,8 @@ class Service:
             for task in pending:
                 log.error("task %s did not stop within 4 s", task.get_name())
             self.recorder.flush()
+            if sock is not None:
+                sock.close()  # uvicorn closes it when it served; not when start-up failed before that
             for close in self._closers:
                 with contextlib.suppress(OSError):
                     close()

@@ -72,6 +72,9 @@ export class LiveConnection {
         return;
       }
       if (msg.type === "snapshot") {
+        // The server sends something at least every 2 s once live (an item or a heartbeat), so from here on
+        // silence means a dead link even on a busy site where no heartbeat is ever needed.
+        this.sawHeartbeat = true;
         this.h.onState(msg);
         this.delay = 1;
         this.h.onStatus("live");

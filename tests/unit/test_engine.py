@@ -66,3 +66,32 @@ def test_technical_status_becomes_technical_alarm() -> None:
     assert "SENSOR OFF" in on[0].message
     off = e.technical(TechnicalStatus("bay1", "ox1", Condition.SENSOR_OFF, False, 9.0))
     assert [(a.id, a.phase, a.time) for a in off] == [("sensor_off:ox1", "end", 9.0)]
+
+
+def test_external_alarm_is_in_the_active_set_once_per_bay_until_ended() -> None:
+    from monitor.model import AlarmEvent
+
+    e = engine()
+    failure = AlarmEvent("bay1", "engine_failure", "start", "technical", "high", 1.0, "ALARM ENGINE FAILURE")
+    assert e.external(failure) == [failure]
+    assert e.external(failure) == []  # not repeated
+    assert [a.id for a in e.active("bay1")] == ["engine_failure"]
+    other = AlarmEvent("bay2", "engine_failure", "start", "technical", "high", 2.0, "ALARM ENGINE FAILURE")
+    assert e.external(other) == [other]  # every bay gets its own
+    ended = e.external(AlarmEvent("bay1", "engine_failure", "end", "technical", "high", 3.0, ""))
+    assert [(a.id, a.phase) for a in ended] == [("engine_failure", "end")]
+    assert [a.bay for a in e.active()] == ["bay2"]
+
+
+def test_no_data_does_not_flap_while_reconnect_attempts_fail() -> None:
+    from monitor.hub import Hub
+    from monitor.model import Bay, Condition, DeviceCondition
+
+    e = AlarmEngine([], [WatchedDevice("ox1", "bay1", 5.0)])
+    hub = Hub([Bay("bay1", "Bay 1", ["ox1"])])
+    hub.on_heard(e.heard)
+    events = e.tick(0.0)
+    for t in range(1, 30):  # the supervisor reports the lost link on every retry
+        hub.ingest("ox1", DeviceCondition(Condition.DEVICE_LOST, True, None, "retry"), float(t))
+        events += e.tick(float(t))
+    assert [(a.id, a.phase) for a in events] == [("no_data:ox1", "start")]
