@@ -38,6 +38,11 @@ class Recorder:
         finally:
             self.flush()
 
+    def close(self) -> None:
+        """Write what is left and close the recorder's connection."""
+        self.flush()
+        self._conn.close()
+
     def flush(self) -> None:
         with self._lock:
             batch, self._pending = self._pending, []

@@ -62,8 +62,8 @@ class Service:
             [WatchedDevice(d.id, b.id, d.silent_after) for b in cfg.bays for d in b.devices],
         )
         self.broadcast = Broadcast()
-        self.db = db.connect(cfg.data_dir)
-        self.recorder = Recorder(self.db)
+        self.db = db.connect(cfg.data_dir)  # the event loop's (token look-ups)
+        self.recorder = Recorder(db.connect(cfg.data_dir))  # its own: a long batch never blocks the loop
         self.hub.on_heard(self.engine.heard)
         self.hub.add_sink(self._decide)
         self._stop = asyncio.Event()
@@ -166,7 +166,6 @@ class Service:
             _, pending = await asyncio.wait(tasks, timeout=4) if tasks else (set(), set())
             for task in pending:
                 log.error("task %s did not stop within 4 s", task.get_name())
-            self.recorder.flush()
             if sock is not None:
                 sock.close()  # uvicorn closes it when it served; not when start-up failed before that
             for close in self._closers:
@@ -174,6 +173,7 @@ class Service:
                     close()
             if broker is not None:
                 await asyncio.to_thread(broker.close)
+            self.recorder.close()
             self.db.close()
 
     def _simulator(
