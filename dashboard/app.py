@@ -26,6 +26,7 @@ from dashboard.live import item_json, snapshot
 from monitor.broadcast import Broadcast
 from monitor.hub import Hub
 from monitor.model import LiveItem
+from monitor.recorder import Recorder
 from monitor.tokens import Role
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class LiveSources:
     engine: AlarmEngine
     broadcast: Broadcast[LiveItem]
     db: sqlite3.Connection
+    recorder: Recorder | None = None
 
 
 class LoginRequest(BaseModel):
@@ -80,7 +82,14 @@ def create_app(src: LiveSources) -> FastAPI:
     # Handlers are async so they run on the event loop, never concurrently with the hub's updates.
     @app.get("/api/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "site": src.site, "bays": len(src.hub.bays), "time": time.time()}
+        body: dict[str, Any] = {"status": "ok", "site": src.site, "bays": len(src.hub.bays), "time": time.time()}
+        if src.recorder is not None:
+            failing = src.recorder.consecutive_failures > 0
+            body["recorder"] = {"written": src.recorder.written, "pending": src.recorder.pending,
+                                "failing": failing, "dropped": src.recorder.dropped}
+            if failing or src.recorder.dropped:
+                body["status"] = "degraded"
+        return body
 
     @app.get("/api/bays")
     async def bays(_: Viewer) -> dict[str, Any]:

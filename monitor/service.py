@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import uvicorn
 
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TICK = 1.0  # seconds between the engine's silence checks
+RECORDING_FAILURES = 3  # consecutive failed recorder writes (about 1.5 s) before RECORDING FAILED
 
 
 @dataclass
@@ -69,6 +70,7 @@ class Service:
         self._stop = asyncio.Event()
         self._closers: list[Callable[[], None]] = []  # simulators' ptys
         self._patients: dict[str, PatientModel] = {}
+        self._recording_failed = False
         self.started = asyncio.Event()
 
     # --- the data path ------------------------------------------------------------------------------------
@@ -97,8 +99,20 @@ class Service:
     async def _ticker(self) -> None:
         while True:
             await asyncio.sleep(TICK)
-            for event in self.engine.tick(self.clock()):
+            now = self.clock()
+            for event in [*self.engine.tick(now), *self._recording_alarms(now)]:
                 self._publish(event)
+
+    def _recording_alarms(self, now: float) -> list[AlarmEvent]:
+        """RECORDING FAILED on every bay while the recorder's writes keep failing; ended when they succeed."""
+        failing = self.recorder.consecutive_failures >= RECORDING_FAILURES
+        if failing == self._recording_failed:
+            return []
+        self._recording_failed = failing
+        phase: Literal["start", "end"] = "start" if failing else "end"
+        return [e for bay in self.hub.bays for e in self.engine.external(AlarmEvent(
+            bay, "recording_failed", phase, "technical", "medium", now,
+            "RECORDING FAILED: vitals are not being saved; see the server log"))]
 
     # --- running ------------------------------------------------------------------------------------------
 
@@ -142,7 +156,7 @@ class Service:
                     self.drivers.append(driver)
                     tasks.append(asyncio.create_task(supervise(driver, self.emitter(dev.id)), name=f"drv-{dev.id}"))
 
-            app = create_app(LiveSources(cfg.site, self.hub, self.engine, self.broadcast, self.db))
+            app = create_app(LiveSources(cfg.site, self.hub, self.engine, self.broadcast, self.db, self.recorder))
             server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off",
                                                    ws_ping_interval=10, ws_ping_timeout=10))
             core = [asyncio.create_task(self._ticker(), name="ticker"),

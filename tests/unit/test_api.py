@@ -93,3 +93,19 @@ def test_quiet_websocket_gets_heartbeats(world: tuple[TestClient, LiveSources, d
         assert ws.receive_json()["type"] == "snapshot"
         beat = ws.receive_json()  # nothing happens in the clinic: the server still says it is alive
         assert beat["type"] == "heartbeat" and beat["server_time"] > 0
+
+
+def test_health_reports_a_failing_recorder(tmp_path: Path) -> None:
+    from monitor.recorder import Recorder
+
+    conn = db.connect(tmp_path)
+    rec = Recorder(conn)
+    src = LiveSources("t", Hub([]), AlarmEngine([], []), Broadcast[LiveItem](), conn, rec)
+    with TestClient(create_app(src)) as client:
+        assert client.get("/api/health").json()["status"] == "ok"
+        rec.record(Observation("b", "d", "spo2", 97.0, None, 1.0))
+        conn.execute("DROP TABLE observations")
+        rec.flush()
+        body = client.get("/api/health").json()
+    assert body["status"] == "degraded"
+    assert body["recorder"] == {"written": 0, "pending": 1, "failing": True, "dropped": 0}

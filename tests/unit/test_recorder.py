@@ -43,3 +43,19 @@ def test_a_failed_write_keeps_the_batch(tmp_path: Path) -> None:
     rec.flush()
     assert rec.written == 1
     assert conn.execute("SELECT count(*) FROM observations").fetchone() == (1,)
+
+
+def test_memory_stays_bounded_while_writes_fail(tmp_path: Path) -> None:
+    conn = db.connect(tmp_path)
+    rec = Recorder(conn, max_pending=5)
+    conn.execute("DROP TABLE observations")
+    for i in range(8):
+        rec.record(Observation("bay1", "ox1", "spo2", 90.0 + i, None, float(i)))
+        rec.flush()
+    assert rec.consecutive_failures == 8
+    assert rec.pending == 5 and rec.dropped == 3
+    conn.executescript(db.SCHEMA)
+    rec.flush()
+    assert rec.consecutive_failures == 0
+    assert [v for (v,) in conn.execute("SELECT value FROM observations ORDER BY receive_time")] == [
+        93.0, 94.0, 95.0, 96.0, 97.0]  # the newest kept, in order

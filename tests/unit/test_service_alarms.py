@@ -1,0 +1,51 @@
+"""Service-level technical alarms: RECORDING FAILED on every bay while the recorder's writes keep failing, ended
+when they succeed again; ALARM ENGINE FAILURE when the engine raises on a sample."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.config import parse_config
+from monitor.model import Observation
+from monitor.service import RECORDING_FAILURES, Service
+
+
+def service(tmp_path: Path) -> Service:
+    cfg = parse_config({"data_dir": str(tmp_path), "bays": [
+        {"id": "bay1", "devices": [{"id": "ox1", "driver": "masimo", "port": "/dev/null"}]},
+        {"id": "bay2", "devices": [{"id": "ox2", "driver": "masimo", "port": "/dev/null"}]}]})
+    return Service(cfg, clock=lambda: 100.0)
+
+
+def test_recording_failed_starts_on_every_bay_and_ends(tmp_path: Path) -> None:
+    s = service(tmp_path)
+    s.recorder.consecutive_failures = RECORDING_FAILURES - 1
+    assert s._recording_alarms(1.0) == []
+    s.recorder.consecutive_failures = RECORDING_FAILURES
+    started = s._recording_alarms(2.0)
+    assert [(a.bay, a.id, a.phase, a.priority) for a in started] == [
+        ("bay1", "recording_failed", "start", "medium"), ("bay2", "recording_failed", "start", "medium")]
+    assert s._recording_alarms(3.0) == []  # still failing: no repeat
+    assert {a.bay for a in s.engine.active() if a.id == "recording_failed"} == {"bay1", "bay2"}
+    s.recorder.consecutive_failures = 0
+    assert [(a.bay, a.phase) for a in s._recording_alarms(4.0)] == [("bay1", "end"), ("bay2", "end")]
+    s.db.close()
+
+
+def test_engine_exception_becomes_a_high_priority_alarm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = service(tmp_path)
+    published: list[object] = []
+    monkeypatch.setattr(s.broadcast, "publish", published.append)
+
+    def broken(obs: Observation) -> list[object]:
+        raise ZeroDivisionError("bug")
+
+    monkeypatch.setattr(s.engine, "observe", broken)
+    s._decide(Observation("bay2", "ox2", "spo2", 97.0, None, 100.0))
+    s._decide(Observation("bay2", "ox2", "spo2", 97.0, None, 101.0))
+    alarms = [p for p in published if getattr(p, "id", None) == "engine_failure"]
+    assert [(a.bay, a.priority) for a in alarms] == [("bay2", "high")]  # once, not per sample
+    assert [a.id for a in s.engine.active("bay2")] == ["engine_failure"]  # so every snapshot shows it
+    s.db.close()
