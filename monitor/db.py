@@ -7,6 +7,7 @@ hashes of API tokens. Every connection uses WAL so the recorder's writes never b
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 DB_NAME = "bedside.db"
@@ -29,12 +30,26 @@ CREATE TABLE IF NOT EXISTS api_tokens (
 """
 
 
+def _wal(conn: sqlite3.Connection, within: float = 10.0) -> None:
+    """Switch to WAL. SQLite answers "database is locked" at once, without its busy handler, when another process
+    is creating or switching the same file at that moment: retry for a while instead of failing at start."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def connect(data_dir: Path) -> sqlite3.Connection:
     """Open (creating if needed) the database in `data_dir`, in WAL mode, with the schema in place."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(data_dir / DB_NAME, check_same_thread=False, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
+    # timeout first: another process (bedside token create, a second connection) may hold the lock right now
+    conn = sqlite3.connect(data_dir / DB_NAME, check_same_thread=False, isolation_level=None, timeout=10.0)
+    _wal(conn)
     conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=5000")
     conn.executescript(SCHEMA)
     return conn

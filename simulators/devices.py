@@ -37,7 +37,7 @@ from simulators.nellcor import NellcorSimulator
 from simulators.nonin import Nonin7Simulator, Nonin8Simulator
 from simulators.patient import PatientModel
 from simulators.scenario import Scenario
-from simulators.serial_out import Cable, FrameSource, PtyServer, Responder, serve_serial, serve_tcp
+from simulators.serial_out import Cable, FrameSource, PtyServer, Responder, serve_serial, serve_tcp, serving
 from simulators.state import ConditionsSource, ValuesSource
 
 PROTOCOLS: tuple[str, ...] = ("masimo", "nellcor", "nonin7", "nonin8", "capnostream")
@@ -184,14 +184,8 @@ async def serve_device_pty(
     """`open_device_pty` served while the context is open; yields the driver's path."""
     server = open_device_pty(protocol, source, scenario=scenario, interval=interval, seed=seed,
                              handshake=handshake, wave=wave, link=link, clock=clock)  # fmt: skip
-    task = asyncio.create_task(server.run())
-    try:
-        yield server.path
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        server.close()
+    async with serving(server) as path:
+        yield path
 
 
 async def serve_device_serial(

@@ -289,6 +289,13 @@ async def serve_pty(
     On exit the simulator task is cancelled and the pty closed.
     """
     server = PtyServer(frames, interval=interval, clock=clock, respond=respond, cable=cable, link=link)
+    async with serving(server) as path:
+        yield path
+
+
+@contextlib.asynccontextmanager
+async def serving(server: PtyServer) -> AsyncIterator[str]:
+    """Run `server` in a task while the block runs, yielding its path; then stop it and close the pty."""
     task = asyncio.create_task(server.run())
     try:
         yield server.path

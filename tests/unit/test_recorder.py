@@ -59,3 +59,4 @@ def test_memory_stays_bounded_while_writes_fail(tmp_path: Path) -> None:
     assert rec.consecutive_failures == 0
     assert [v for (v,) in conn.execute("SELECT value FROM observations ORDER BY receive_time")] == [
         93.0, 94.0, 95.0, 96.0, 97.0]  # the newest kept, in order
+
