@@ -1,20 +1,55 @@
-"""The streaming alarm engine: observations and technical statuses in, alarm start/end events out.
+"""The streaming alarm engine: observations and technical statuses in, alarm events out, for every bay at once.
 
-Pure and clock-injected: it never reads a clock or does I/O, so the live service, replay and the tests get the
-same events from the same inputs. Per-observation limit checks are O(1); the periodic `tick` that finds silent
-devices is vectorised with numpy over every device of every bay.
+Pure and clock-injected: it never reads a clock or does I/O; the live service, `bedside replay` and the tests
+run this same code and, given the same inputs and times, get the same events.
+
+How it decides
+--------------
+- `observe` only records a value (O(1)); decisions are made in `tick(now)`, which the service calls once a second
+  and right after observations arrive (coalesced), and replay calls at every trace row.
+- A tick first steps every condition over the time since the last tick with the values that were current then
+  (delays, SatSeconds integrals, clear timers count real elapsed time), then takes in the new values and applies
+  them at once (an instant step: an undelayed limit or the desat floor fires the moment the value arrives).
+  Physiological conditions are vectorised evaluators over all bays (alerts/conditions.py, alerts/evaluators.py).
+- A value is current until it is `stale_after` old (SpO2 30 s, NIBP 15 min, profile-configurable), until its
+  device reports the sensor off / no data / lost, or until the device goes silent: then the vital has no value
+  (NaN), which neither starts nor ends a physiological alarm, and "<vital> NOT CURRENT" (technical, medium)
+  starts when the vital is stale. Missing is never a number.
+- Limits relative to the patient's baseline use the baseline set for the bay (`set_baseline`), or else the median
+  of the vital's readings over the profile's `baseline_window` from its first reading.
+- Technical alarms (device conditions, silence, not current, failures) start and end undelayed: no smart-alarm
+  rule ever delays or suppresses them.
+- Every alarm's life after its start (acknowledge, audio pause, latching, reminder, escalation) is the
+  `Lifecycle`'s (alerts/lifecycle.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import math
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from alerts.rules import TECHNICAL_PRIORITY, TECHNICAL_TEXT, LimitRule
-from monitor.model import AlarmEvent, Condition, Observation, TechnicalStatus
+from alerts.conditions import ConditionSet, Fired, Slot, threshold
+from alerts.evaluators import RateOfRise, SatSeconds
+from alerts.lifecycle import ActiveAlarm, Lifecycle, LifecycleSettings
+from alerts.profile import Profile, ProfileError, builtin_profiles
+from alerts.rules import TECHNICAL_PRIORITY, TECHNICAL_TEXT
+from monitor.model import AlarmEvent, Condition, Observation, Priority, TechnicalStatus
 from monitor.vitals import VITALS
+
+VITAL_KEYS: tuple[str, ...] = tuple(VITALS)
+DEFAULT_PROFILE = "ketamine-infusion"
+# the session phases (issue 6) and the profile each switches a bay to, unless the config says otherwise
+PHASE_PROFILES: Mapping[str, str] = {"baseline": "ketamine-infusion", "infusion": "ketamine-infusion",
+                                     "recovery": "recovery"}
+# a device's technical condition that means its values are no longer the patient's
+INVALIDATING = frozenset({Condition.SENSOR_OFF, Condition.NO_DATA, Condition.DEVICE_LOST, Condition.SENSOR_FAULT,
+                          Condition.INVALID_VALUE})
+NOT_CURRENT_PRIORITY: Priority = "medium"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,56 +68,93 @@ def _fmt(value: float) -> str:
 class AlarmEngine:
     """Decides alarms for all bays. Feed it with `observe`, `technical`, `heard` and `tick`."""
 
-    def __init__(self, limits: Iterable[LimitRule], devices: Iterable[WatchedDevice]) -> None:
-        self._limits: dict[str, LimitRule] = {rule.vital: rule for rule in limits}
+    def __init__(
+        self,
+        bays: Sequence[str],
+        devices: Iterable[WatchedDevice] = (),
+        *,
+        profiles: Mapping[str, Profile] | None = None,
+        default_profile: str = DEFAULT_PROFILE,
+        bay_profiles: Mapping[str, str] | None = None,
+        lifecycle: LifecycleSettings | None = None,
+        phase_profiles: Mapping[str, str] | None = None,
+        t0: float | None = None,
+    ) -> None:
+        self.bays = list(bays)
+        self._row = {b: i for i, b in enumerate(self.bays)}
+        if len(self._row) != len(self.bays):
+            raise ValueError("bay ids must be unique")
+        self.profiles = dict(profiles) if profiles is not None else builtin_profiles()
+        self.phase_profiles = dict(PHASE_PROFILES if phase_profiles is None else phase_profiles)
+        for name in [default_profile, *(bay_profiles or {}).values(), *self.phase_profiles.values()]:
+            if name not in self.profiles:
+                raise ProfileError(f"unknown alarm profile {name!r}; known: {', '.join(self.profiles)}")
+        n, v = len(self.bays), len(VITAL_KEYS)
+        self._col = {k: i for i, k in enumerate(VITAL_KEYS)}
+        self._values = np.full((n, v), np.nan)  # the value each bay's vital has now (NaN = none)
+        self._read_at = np.full((n, v), np.nan)  # when that vital's last reading arrived
+        self._stale_after = np.full((n, v), np.inf)
+        self._stale = np.zeros((n, v), dtype=np.bool_)  # NOT CURRENT is active
+        self._explained: dict[tuple[int, int], set[str]] = {}  # no value because of these technical alarms
+        self._source: dict[tuple[int, int], str] = {}  # (bay row, column) -> device of the current value
+        self._pending: dict[tuple[int, int], tuple[float, float | None, str | None]] = {}  # value, time, device
+        self._baselines = np.full((n, v), np.nan)
+        self._baseline_set = np.zeros((n, v), dtype=np.bool_)  # by a user, not learnt
+        self._learning: dict[tuple[int, int], list[float]] = {}
+        self._learn_from = np.full((n, v), np.nan)
+        self._profile_name = {b: (bay_profiles or {}).get(b, default_profile) for b in self.bays}
+        self._overrides: dict[str, dict[str, dict[str, Any]]] = {b: {} for b in self.bays}
+        self._effective: dict[str, Profile] = {}
+        self._now = t0
+        self.conditions = ConditionSet(n, self._col, t0=t0 or 0.0)
+        self.life = Lifecycle(lifecycle)
         self._devices = list(devices)
         self._device_index = {d.device: i for i, d in enumerate(self._devices)}
         self._last_heard = np.full(len(self._devices), np.nan)
         self._silent_after = np.array([d.silent_after for d in self._devices], dtype=float)
         self._silent = np.zeros(len(self._devices), dtype=bool)
-        self._active: dict[tuple[str, str], AlarmEvent] = {}  # (bay, alarm id) -> its start event
+        self._started = False
+        for b in self.bays:
+            self._apply_profile(b, t0 or 0.0)
 
     # --- inputs -------------------------------------------------------------------------------------------
 
-    def observe(self, obs: Observation) -> list[AlarmEvent]:
-        """Check one observation against its vital's limits."""
+    def observe(self, obs: Observation) -> None:
+        """Take in a reading; it counts from the next `tick` (call one soon for a prompt decision)."""
         self.heard(obs.device, obs.receive_time)
-        rule = self._limits.get(obs.vital)
-        if rule is None:
-            return []
-        short = VITALS[obs.vital].short
-        events: list[AlarmEvent] = []
-        for side, limit, outside in (
-            ("low", rule.low, rule.low is not None and obs.value < rule.low),
-            ("high", rule.high, rule.high is not None and obs.value > rule.high),
-        ):
-            if limit is None:
-                continue
-            alarm_id = f"{obs.vital}_{side}"
-            sign = "<" if side == "low" else ">"
-            if outside:
-                message = f"{short} {side.upper()} {_fmt(obs.value)} {sign} {_fmt(limit)}"
-                events += self._start(
-                    AlarmEvent(obs.bay, alarm_id, "start", "physiological", rule.priority, obs.receive_time,
-                               message, obs.vital, obs.value, limit, obs.device)
-                )
-            else:
-                events += self._end(obs.bay, alarm_id, obs.receive_time, obs.value)
-        return events
+        row, col = self._row.get(obs.bay), self._col.get(obs.vital)
+        if row is None or col is None or math.isnan(obs.value):
+            return
+        self._pending[(row, col)] = (obs.value, obs.receive_time, obs.device)
+
+    def missing(self, bay: str, vital: str, device: str | None = None) -> None:
+        """The bay's vital has no value from now (e.g. an empty trace cell); from `device`'s, if given."""
+        row, col = self._row.get(bay), self._col.get(vital)
+        if row is None or col is None:
+            return
+        pend = self._pending.get((row, col))
+        source = pend[2] if pend is not None else self._source.get((row, col))
+        if device is None or source == device:
+            self._pending[(row, col)] = (math.nan, None, None)
 
     def technical(self, status: TechnicalStatus) -> list[AlarmEvent]:
-        """A device's technical condition started or ended."""
+        """A device's technical condition started or ended: a technical alarm, at once."""
         alarm_id = f"{status.condition.value}:{status.device}" + (f":{status.vital}" if status.vital else "")
+        if status.active and status.condition in INVALIDATING:
+            self._invalidate(status.bay, status.device, status.vital, alarm_id)
         if not status.active:
-            return self._end(status.bay, alarm_id, status.time, None)
+            for key in [k for k, ids in self._explained.items() if alarm_id in ids]:
+                self._explained[key].discard(alarm_id)
+                if not self._explained[key]:
+                    del self._explained[key]
+            return self.life.condition_ended(status.bay, alarm_id, status.time)
         what = f"{VITALS[status.vital].short} " if status.vital in VITALS else ""
         text = f"{what}{TECHNICAL_TEXT[status.condition]} ({status.device})"
         if status.detail:
             text += f": {status.detail}"
-        return self._start(
+        return self.life.condition_started(
             AlarmEvent(status.bay, alarm_id, "start", "technical", TECHNICAL_PRIORITY[status.condition],
-                       status.time, text, status.vital, None, None, status.device)
-        )
+                       status.time, text, status.vital, None, None, status.device))
 
     def heard(self, device: str, time: float) -> None:
         """The device sent something (a value, a status, a no-value marker) at `time`."""
@@ -90,8 +162,119 @@ class AlarmEngine:
         if i is not None:
             self._last_heard[i] = time
 
+    def external(self, event: AlarmEvent) -> list[AlarmEvent]:
+        """Start (or end) an alarm decided outside the rules, e.g. a failure of bedside itself, so that it is part of
+        the active set that every snapshot shows; a start already active is not repeated."""
+        if event.phase == "start":
+            return self.life.condition_started(event)
+        return self.life.condition_ended(event.bay, event.id, event.time, event.value)
+
+    # --- the tick -----------------------------------------------------------------------------------------
+
     def tick(self, now: float) -> list[AlarmEvent]:
-        """Find devices that went silent or came back. Call about once a second."""
+        """Decide everything due by `now`: conditions, staleness, silent devices, lifecycle timers."""
+        if self._now is None:
+            self._now = now
+            self._reset_clocks(now)
+        dt = max(0.0, now - self._now)
+        self._now = max(self._now, now)
+        now = self._now
+        events: list[AlarmEvent] = []
+        events += self._fired(self.conditions.step(self._values, dt), now)  # the elapsed time, old values
+        fresh = self._take_pending(now)
+        events += self._staleness(now)
+        events += self._fired(self.conditions.step(self._values, 0.0, fresh), now)  # the new values, at once
+        self._learn_baselines(fresh, now)
+        events += self._silence(now)
+        events += self.life.tick(now)
+        return events
+
+    def _reset_clocks(self, now: float) -> None:
+        for s in self.conditions:
+            s.evaluator.time = now
+
+    def _take_pending(self, now: float) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        fresh = np.zeros(self._values.shape, dtype=np.bool_)
+        for (row, col), (value, at, device) in self._pending.items():
+            self._values[row, col] = value
+            if math.isnan(value):
+                self._source.pop((row, col), None)
+                continue
+            fresh[row, col] = True
+            self._explained.pop((row, col), None)
+            self._read_at[row, col] = at if at is not None else now
+            if device is not None:
+                self._source[(row, col)] = device
+            if not self._baseline_set[row, col] and math.isnan(self._baselines[row, col]):
+                self._learning.setdefault((row, col), []).append(value)
+                if math.isnan(self._learn_from[row, col]):
+                    self._learn_from[row, col] = now
+        self._pending.clear()
+        return fresh
+
+    def _staleness(self, now: float) -> list[AlarmEvent]:
+        with np.errstate(invalid="ignore"):
+            stale = (now - self._read_at) >= self._stale_after  # False where never read (NaN)
+        self._values[stale] = np.nan
+        for row, col in self._explained:  # a technical alarm already says why there is no value
+            stale[row, col] = False
+        events: list[AlarmEvent] = []
+        for row, col in np.argwhere(stale != self._stale):
+            bay, vital = self.bays[int(row)], VITAL_KEYS[int(col)]
+            alarm_id = f"not_current:{vital}"
+            if stale[row, col]:
+                after = self._stale_after[row, col]
+                events += self.life.condition_started(AlarmEvent(
+                    bay, alarm_id, "start", "technical", NOT_CURRENT_PRIORITY, now,
+                    f"{VITALS[vital].short} NOT CURRENT: no reading for {after:g} s", vital))
+            else:
+                events += self.life.condition_ended(bay, alarm_id, now)
+        self._stale = stale
+        return events
+
+    def _fired(self, fired: list[Fired], now: float) -> list[AlarmEvent]:
+        events: list[AlarmEvent] = []
+        for f in fired:
+            s = f.slot
+            for row in f.ended:
+                value = self._values[row, s.column]
+                events += self.life.condition_ended(self.bays[row], s.alarm_id, now,
+                                                    None if math.isnan(value) else float(value))
+            for row in f.started:
+                events += self.life.condition_started(self._start_event(s, int(row), float(f.crossing_time[row])))
+        return events
+
+    def _start_event(self, s: Slot, row: int, at: float) -> AlarmEvent:
+        value = float(self._values[row, s.column])
+        limit = threshold(s, row)
+        short = VITALS[s.vital].short
+        if s.kind in ("low", "satseconds"):
+            text = f"{short} LOW {_fmt(value)} < {_fmt(limit or 0)}"
+            ev = s.evaluator
+            if isinstance(ev, SatSeconds):
+                reason = str(ev.reason[row])
+                text += {"floor": " (desat)", "index": f" (SatSeconds {ev.setting[row]:g})",
+                         "crossings": " (3 dips in 60 s)"}.get(reason, "")
+            elif value <= float(ev.low_immediate[row]):
+                text += " (desat)"
+        elif s.kind == "high":
+            text = f"{short} HIGH {_fmt(value)} > {_fmt(limit or 0)}"
+        elif s.kind == "above_baseline":
+            base = float(self._baselines[row, s.column])
+            text = f"{short} {_fmt(value)} > BASELINE {_fmt(base)} + {_fmt((limit or 0) - base)}"
+        elif s.kind == "below_baseline":
+            base = float(self._baselines[row, s.column])
+            text = f"{short} {_fmt(value)} < BASELINE {_fmt(base)} - {_fmt(base - (limit or 0))}"
+        else:
+            assert isinstance(s.evaluator, RateOfRise)
+            low = float(s.evaluator.rose_from[row])
+            window = float(s.evaluator.window[row])
+            text = f"{short} RISE +{_fmt(value - low)} in {window / 60:g} min (from {_fmt(low)})"
+        priority: Priority = s.priority[row]
+        return AlarmEvent(self.bays[row], s.alarm_id, "start", "physiological", priority, at, text, s.vital,
+                          value, limit, self._source.get((row, s.column)))
+
+    def _silence(self, now: float) -> list[AlarmEvent]:
         never = np.isnan(self._last_heard)
         self._last_heard[never] = now  # a device counts as silent from when the engine first looked
         silent = (now - self._last_heard) >= self._silent_after
@@ -102,40 +285,133 @@ class AlarmEngine:
             d = self._devices[int(i)]
             events += self.technical(
                 TechnicalStatus(d.bay, d.device, Condition.NO_DATA, bool(silent[i]), now,
-                                detail=f"nothing received for {d.silent_after:g} s")
-            )
+                                detail=f"nothing received for {d.silent_after:g} s"))
         return events
 
-    def external(self, event: AlarmEvent) -> list[AlarmEvent]:
-        """Start (or end) an alarm decided outside the rules, e.g. a failure of bedside itself, so that it is part of
-        the active set that every snapshot shows; a start already active is not repeated."""
-        if event.phase == "start":
-            return self._start(event)
-        return self._end(event.bay, event.id, event.time, event.value)
+    def _invalidate(self, bay: str, device: str, vital: str | None, alarm_id: str) -> None:
+        """The device's values (of `vital`, or all) are no longer the patient's: the vitals it supplied have no
+        value from now, explained by technical alarm `alarm_id` (so NOT CURRENT does not repeat it)."""
+        row = self._row.get(bay)
+        if row is None:
+            return
+        cols = [self._col[vital]] if vital in self._col else range(len(VITAL_KEYS))
+        for col in cols:
+            pend = self._pending.get((row, col))
+            source = pend[2] if pend is not None else self._source.get((row, col))
+            if source == device or (vital is not None and source is None):
+                self._pending[(row, col)] = (math.nan, None, None)
+                self._explained.setdefault((row, col), set()).add(alarm_id)
 
-    # --- state --------------------------------------------------------------------------------------------
+    # --- baselines ----------------------------------------------------------------------------------------
 
-    def active(self, bay: str | None = None) -> list[AlarmEvent]:
-        """The start events of the alarms active now (of one bay, or all), oldest first."""
-        return [e for (b, _), e in self._active.items() if bay is None or b == bay]
+    def _learn_baselines(self, fresh: np.ndarray[Any, np.dtype[np.bool_]], now: float) -> None:
+        done = []
+        for (row, col), samples in self._learning.items():
+            window = self.effective_profile(self.bays[row]).baseline_window
+            if now - self._learn_from[row, col] >= window:
+                done.append((row, col))
+                self._baselines[row, col] = statistics.median(samples)
+        for row, col in done:
+            del self._learning[(row, col)]
+        for row in {r for r, _ in done}:
+            self._configure(self.bays[row], now)
 
-    def set_limits(self, limits: Mapping[str, LimitRule]) -> None:
-        self._limits = dict(limits)
+    def set_baseline(self, bay: str, vital: str, value: float | None, now: float) -> None:
+        """Set (or, with None, forget and learn again) the baseline of a bay's vital."""
+        row, col = self._row[bay], self._col[vital]
+        if value is None:
+            self._baselines[row, col] = np.nan
+            self._baseline_set[row, col] = False
+            self._learn_from[row, col] = np.nan
+        else:
+            self._baselines[row, col] = value
+            self._baseline_set[row, col] = True
+            self._learning.pop((row, col), None)
+        self._configure(bay, now)
 
-    # --- lifecycle ----------------------------------------------------------------------------------------
+    def baselines(self, bay: str) -> dict[str, float]:
+        row = self._row[bay]
+        return {k: float(self._baselines[row, c]) for k, c in self._col.items()
+                if not math.isnan(self._baselines[row, c])}
 
-    def _start(self, event: AlarmEvent) -> list[AlarmEvent]:
-        key = (event.bay, event.id)
-        if key in self._active:
+    # --- profiles -----------------------------------------------------------------------------------------
+
+    def profile_name(self, bay: str) -> str:
+        return self._profile_name[bay]
+
+    def overrides(self, bay: str) -> dict[str, dict[str, Any]]:
+        return {k: dict(v) for k, v in self._overrides[bay].items()}
+
+    def effective_profile(self, bay: str) -> Profile:
+        return self._effective[bay]
+
+    def set_profile(self, bay: str, name: str, now: float) -> list[AlarmEvent]:
+        """Switch a bay to another profile (its patient overrides stay); ends alarms whose limit is gone."""
+        if name not in self.profiles:
+            raise ProfileError(f"unknown alarm profile {name!r}; known: {', '.join(self.profiles)}")
+        self._row[bay]
+        old = self._profile_name[bay]
+        self._profile_name[bay] = name
+        try:
+            return self._apply_profile(bay, now)
+        except ProfileError:
+            self._profile_name[bay] = old
+            raise
+
+    def set_overrides(self, bay: str, overrides: Mapping[str, Mapping[str, Any]], now: float) -> list[AlarmEvent]:
+        """Replace the patient's own changes to the bay's profile (e.g. {"spo2": {"low": 88}}); validated."""
+        self._row[bay]
+        old = self._overrides[bay]
+        self._overrides[bay] = {k: dict(v) for k, v in overrides.items()}
+        try:
+            return self._apply_profile(bay, now)
+        except ProfileError:
+            self._overrides[bay] = old
+            raise
+
+    def phase_changed(self, bay: str, phase: str, now: float) -> list[AlarmEvent]:
+        """A session phase began: switch to the profile configured for it (none configured: no change)."""
+        name = self.phase_profiles.get(phase)
+        if name is None or name == self._profile_name[bay]:
             return []
-        self._active[key] = event
-        return [event]
+        return self.set_profile(bay, name, now)
 
-    def _end(self, bay: str, alarm_id: str, time: float, value: float | None) -> list[AlarmEvent]:
-        start = self._active.pop((bay, alarm_id), None)
-        if start is None:
-            return []
-        return [
-            AlarmEvent(bay, alarm_id, "end", start.kind, start.priority, time, start.message, start.vital,
-                       value, start.limit, start.device)
-        ]
+    def _apply_profile(self, bay: str, now: float) -> list[AlarmEvent]:
+        base = self.profiles[self._profile_name[bay]]
+        profile = base.with_overrides(self._overrides[bay]) if self._overrides[bay] else base
+        self._effective[bay] = profile
+        row = self._row[bay]
+        watched = np.array([k in profile.vitals for k in VITAL_KEYS])
+        stale_after = np.array([profile.stale_after(k) for k in VITAL_KEYS])
+        self._stale_after[row] = np.where(watched, stale_after, np.inf)
+        return self._configure(bay, now)
+
+    def _configure(self, bay: str, now: float) -> list[AlarmEvent]:
+        row = self._row[bay]
+        removed = self.conditions.configure(row, self._effective[bay], self.baselines(bay), self._now or now)
+        events: list[AlarmEvent] = []
+        for s in removed:
+            events += self.life.condition_ended(bay, s.alarm_id, now)
+        return events
+
+    # --- the alarm lifecycle ------------------------------------------------------------------------------
+
+    def acknowledge(self, bay: str, alarm_id: str, by: str, now: float) -> list[AlarmEvent]:
+        return self.life.acknowledge(bay, alarm_id, by, now)
+
+    def pause_audio(self, bay: str, by: str, now: float, seconds: float | None = None) -> list[AlarmEvent]:
+        self._row[bay]
+        return self.life.pause_audio(bay, by, now, seconds)
+
+    def resume_audio(self, bay: str, by: str, now: float) -> list[AlarmEvent]:
+        self._row[bay]
+        return self.life.resume_audio(bay, by, now)
+
+    def active(self, bay: str | None = None) -> list[ActiveAlarm]:
+        """The alarms in the active set now (of one bay, or all), oldest first."""
+        return self.life.active(bay)
+
+    def value(self, bay: str, vital: str) -> float | None:
+        """The value the engine holds as current for a bay's vital (None: no current value)."""
+        v = float(self._values[self._row[bay], self._col[vital]])
+        return None if math.isnan(v) else v

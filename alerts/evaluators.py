@@ -13,6 +13,13 @@ Common conventions
 - A tick covers the interval (time, time + dt]; the value passed in is taken as held over that whole interval
   (sample-and-hold), which is how the SatSeconds worked example is stated: "88 % for 2 s" = two 1-s ticks of 88
   (reference/alarm-standards.md §3.1).
+- `dt = 0` is an *instant* step: it accumulates nothing but applies new values at once, so an undelayed criterion
+  (delay 0, the desat floor, a value back inside) takes effect the moment a value arrives. The engine steps the
+  values it held over the elapsed time, then takes in new observations with an instant step (alerts/engine.py).
+- Every threshold, delay and setting is a per-bay array (a scalar is broadcast), so bays on different alarm
+  profiles share one evaluator; NaN as a threshold means "this bay has no such limit" and never starts anything.
+  `reset(rows)` clears the state of some bays, `force_active(rows)` carries an active condition over when a bay's
+  profile moves it from one evaluator to another.
 - `step` returns two boolean arrays `(started, ended)` for this tick. A bay never starts and ends in the same tick.
   `crossing_time` (absolute, on the evaluator's clock; NaN for bays that did not start this tick) is the
   interpolated instant within the tick at which the start criterion was met, so the engine can stamp the event
@@ -35,6 +42,8 @@ timer. Sources: configurable alarm delays for continuous parameters, e.g. Mindra
 (reference §3.4, §3.3); the Dartmouth surveillance system notified only after > 30 s of violation (§3.4). The
 hysteresis and clear delay are our own convention (the reference gives no numbers; §3.1's GE example, "91 % lowest
 non-alarming", shows the idea of a non-alarming margin).
+Optional undelayed thresholds `low_immediate` / `high_immediate` start the condition at once, whatever the delay,
+when the value is at or beyond them (the rapid-desat floor of a delayed SpO2 low limit; reference §3.1, §3.2).
 Design: one object is one alarm condition. Given both `low` and `high` it is the single condition "outside the band"
 (it stays active if the value jumps from one side to the other). The current engine reports `<vital>_low` and
 `<vital>_high` as separate alarms (alerts/engine.py), so the engine should build one object per side
@@ -60,7 +69,8 @@ Mechanics from reference §3.1 with the Nellcor N-395 / Mindray / Edan magnitude
 - Floor (reason "floor"): a value <= `low - floor_offset` starts the alarm at once; SatSeconds does not delay the
   Desat/critical-low alarm (Mindray Passport V, §3.1; Masimo/Philips likewise alarm at once beyond a rapid-desat or
   desat limit, §3.2, §3.3). The default offset 10 is Masimo's larger Rapid Desat choice (§3.2).
-- `setting=None` is "Off" (§3.1 lists Off): a plain undelayed limit (reason "plain", or "floor" at/below the floor);
+- `setting=None` (or NaN for a bay) is "Off" (§3.1 lists Off): a plain undelayed limit (reason "plain", or
+  "floor" at/below the floor);
   the index stays 0 and the crossings rule is not used.
 - Ends when the value is back at/above the limit and the index is back to 0 (our reading of "until ... the patient
   %SpO2 re-enters the non-alarm range and remains there", §3.1), whichever rule started it. With setting Off the
@@ -72,7 +82,17 @@ Mechanics from reference §3.1 with the Nellcor N-395 / Mindray / Edan magnitude
   held over the tick). For the worked example (limit 90, setting 50; 88 % 2 s, 86 % 3 s, 84 % 6 s = 52) this gives
   5 + 34/6 ≈ 10.67 s, which matches Edan's "≈10.7 s"; the Nellcor/Mindray manuals print "≈10.9 s", a figure the
   stated step values cannot produce (16 SatSeconds at 5 s plus 6 per second reaches 50 at 10.67 s).
+
+RateOfRise — a fast rise of a vital (e.g. SBP during a ketamine infusion)
+-------------------------------------------------------------------------
+Starts when the current value is at least `rise` above the lowest *fresh reading* of the last `window` seconds
+(it keeps the last `slots` fresh readings per bay; for NIBP every reading, for a 1-Hz vital the last `slots` s);
+ends when the rise is below `rise - clear_hysteresis` (the low reading left the window, or the value came down).
+Only readings marked fresh enter the history, so a held NIBP value is not counted again at every tick. Undelayed:
+NIBP is not continuous, so delays do not apply to it (Mindray, reference §3.4). The numbers (30 mmHg within 10 min)
+are our own convention, documented in docs/alarms.md; the reference gives none.
 """
+
 
 from __future__ import annotations
 
@@ -84,6 +104,7 @@ from numpy.typing import ArrayLike, NDArray
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 StrArray = NDArray[np.str_]
+IntArray = NDArray[np.intp]
 
 Reason = Literal["index", "crossings", "floor", "plain"]
 REASONS: Final[tuple[Reason, ...]] = ("floor", "index", "crossings", "plain")  # priority order
@@ -98,18 +119,30 @@ def _check_n(n: int) -> int:
 
 
 def _check_step(values: ArrayLike, dt: float, n: int) -> FloatArray:
-    if not dt > 0:
-        raise ValueError(f"dt must be > 0 s, got {dt}")
+    if not dt >= 0:
+        raise ValueError(f"dt must be >= 0 s, got {dt}")
     v = np.asarray(values, dtype=np.float64)
     if v.shape != (n,):
         raise ValueError(f"values must have shape ({n},), got {v.shape}")
     return v
 
 
-def _nonnegative(name: str, value: float) -> float:
-    if not value >= 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return float(value)
+def per_bay(name: str, value: float | ArrayLike | None, n: int, *, nan_ok: bool, minimum: float | None = None
+            ) -> FloatArray:
+    """`value` as a float array of shape (n,): a scalar is broadcast, None becomes NaN (only where `nan_ok`)."""
+    arr = np.full(n, np.nan) if value is None else np.broadcast_to(np.asarray(value, dtype=np.float64), (n,)).copy()
+    if not nan_ok and np.isnan(arr).any():
+        raise ValueError(f"{name} must be a number, got NaN/None")
+    if minimum is not None and (arr[~np.isnan(arr)] < minimum).any():
+        raise ValueError(f"{name} must be >= {minimum:g}, got {value!r}")
+    return arr
+
+
+def _rows(rows: ArrayLike, n: int) -> IntArray:
+    r = np.asarray(rows, dtype=np.intp).reshape(-1)
+    if r.size and (r.min() < 0 or r.max() >= n):
+        raise IndexError(f"rows out of range 0..{n - 1}: {r.tolist()}")
+    return r
 
 
 class DelayedLimit:
@@ -119,24 +152,29 @@ class DelayedLimit:
         self,
         n: int,
         *,
-        low: float | None,
-        high: float | None,
-        delay: float,
-        clear_hysteresis: float,
-        clear_delay: float = 0.0,
+        low: float | ArrayLike | None,
+        high: float | ArrayLike | None,
+        delay: float | ArrayLike,
+        clear_hysteresis: float | ArrayLike,
+        clear_delay: float | ArrayLike = 0.0,
+        low_immediate: float | ArrayLike | None = None,
+        high_immediate: float | ArrayLike | None = None,
         t0: float = 0.0,
     ) -> None:
-        if low is None and high is None:
-            raise ValueError("DelayedLimit needs a low or a high limit")
-        self.delay = _nonnegative("delay", delay)
-        self.clear_hysteresis = _nonnegative("clear_hysteresis", clear_hysteresis)
-        self.clear_delay = _nonnegative("clear_delay", clear_delay)
-        if low is not None and high is not None and low + self.clear_hysteresis > high - self.clear_hysteresis:
-            raise ValueError(f"no value clears both limits: low {low} + {clear_hysteresis} > high {high} - "
-                             f"{clear_hysteresis}")
-        self.low = low
-        self.high = high
         self.n = _check_n(n)
+        if low is None and high is None:
+            raise ValueError("give low, high or both")
+        self.low = per_bay("low", low, n, nan_ok=True)
+        self.high = per_bay("high", high, n, nan_ok=True)
+        self.delay = per_bay("delay", delay, n, nan_ok=False, minimum=0)
+        self.clear_hysteresis = per_bay("clear_hysteresis", clear_hysteresis, n, nan_ok=False, minimum=0)
+        self.clear_delay = per_bay("clear_delay", clear_delay, n, nan_ok=False, minimum=0)
+        self.low_immediate = per_bay("low_immediate", low_immediate, n, nan_ok=True)
+        self.high_immediate = per_bay("high_immediate", high_immediate, n, nan_ok=True)
+        both = ~np.isnan(self.low) & ~np.isnan(self.high)
+        if (self.low[both] + self.clear_hysteresis[both] > self.high[both] - self.clear_hysteresis[both]).any():
+            raise ValueError(f"no value clears both limits: low {low!r} + {clear_hysteresis!r} > high {high!r} - "
+                             f"{clear_hysteresis!r}")
         self.time = float(t0)
         self._active: BoolArray = np.zeros(n, dtype=np.bool_)
         self._outside_time: FloatArray = np.zeros(n, dtype=np.float64)
@@ -158,27 +196,41 @@ class DelayedLimit:
         """For bays that started in the last step: when the delay ran out (evaluator clock); NaN elsewhere."""
         return self._crossing_time.copy()
 
+    def reset(self, rows: ArrayLike) -> None:
+        """Forget the state of these bays (inactive, counters at 0)."""
+        r = _rows(rows, self.n)
+        self._active[r] = False
+        self._outside_time[r] = 0.0
+        self._clear_time[r] = 0.0
+
+    def force_active(self, rows: ArrayLike) -> None:
+        """Make the condition of these bays active (it then ends by the usual clear rule)."""
+        r = _rows(rows, self.n)
+        self._active[r] = True
+        self._outside_time[r] = 0.0
+        self._clear_time[r] = 0.0
+
     def step(self, values: ArrayLike, dt: float) -> tuple[BoolArray, BoolArray]:
         """Advance all bays by `dt` seconds with `values` held over the tick; return (started, ended)."""
         v = _check_step(values, dt, self.n)
         t_start = self.time
         self.time = t_start + dt
         present = ~np.isnan(v)
-        outside = np.zeros(self.n, dtype=np.bool_)
-        clear = present.copy()
-        if self.low is not None:
-            outside |= v < self.low
-            clear &= v >= self.low + self.clear_hysteresis
-        if self.high is not None:
-            outside |= v > self.high
-            clear &= v <= self.high - self.clear_hysteresis
+        with np.errstate(invalid="ignore"):
+            below = v < self.low  # False where v or the limit is NaN
+            above = v > self.high
+            outside = below | above
+            # back inside by the hysteresis on every side this bay has (a NaN limit clears trivially)
+            clear = present & ~(v < self.low + self.clear_hysteresis) & ~(v > self.high - self.clear_hysteresis)
+            immediate = (v <= self.low_immediate) | (v >= self.high_immediate)
         inside = present & ~outside
         idle = ~self._active
 
         # waiting to start: count time outside, reset on an inside value, hold on NaN
         self._outside_time[idle & outside] += dt
         self._outside_time[idle & inside] = 0.0
-        started = idle & outside & (self._outside_time >= self.delay - EPS)
+        by_delay = outside & (self._outside_time >= self.delay - EPS)
+        started = idle & (by_delay | immediate)
 
         # active: count time cleared, reset on any present value that does not clear, hold on NaN
         self._clear_time[self._active & clear] += dt
@@ -187,6 +239,7 @@ class DelayedLimit:
 
         # outside began at time - outside_time; the delay ran out `delay` later (within this tick)
         reached = np.clip(self.time - self._outside_time + self.delay, t_start, self.time)
+        reached = np.where(immediate & ~by_delay, t_start, reached)
         self._crossing_time = np.where(started, reached, np.nan)
 
         self._active = (self._active | started) & ~ended
@@ -202,23 +255,25 @@ class SatSeconds:
         self,
         n: int,
         *,
-        low: float,
-        setting: float | None,
-        floor_offset: float = 10.0,
+        low: float | ArrayLike,
+        setting: float | ArrayLike | None,
+        floor_offset: float | ArrayLike = 10.0,
         window: float = 60.0,
         crossings: int = 3,
         t0: float = 0.0,
     ) -> None:
-        if setting is not None and not setting > 0:
-            raise ValueError(f"SatSeconds setting must be > 0 or None (Off), got {setting}")
+        self.n = _check_n(n)
         if crossings < 1:
             raise ValueError(f"crossings must be >= 1, got {crossings}")
-        self.low = float(low)
-        self.setting = None if setting is None else float(setting)
-        self.floor = self.low - _nonnegative("floor_offset", floor_offset)
-        self.window = _nonnegative("window", window)
+        if not window >= 0:
+            raise ValueError(f"window must be >= 0, got {window}")
+        self.low = per_bay("low", low, n, nan_ok=True)
+        self.setting = per_bay("setting", setting, n, nan_ok=True)  # NaN = Off
+        if (self.setting[~np.isnan(self.setting)] <= 0).any():
+            raise ValueError(f"SatSeconds setting must be > 0 or None (Off), got {setting!r}")
+        self.floor_offset = per_bay("floor_offset", floor_offset, n, nan_ok=False, minimum=0)
+        self.window = float(window)
         self.crossings = crossings
-        self.n = _check_n(n)
         self.time = float(t0)
         self._index: FloatArray = np.zeros(n, dtype=np.float64)
         self._below: BoolArray = np.zeros(n, dtype=np.bool_)  # last known (non-NaN) value was below the limit
@@ -227,6 +282,11 @@ class SatSeconds:
         self._crossing_time: FloatArray = np.full(n, np.nan)
         # times of each bay's last `crossings` limit crossings, oldest first; -inf = none yet
         self._crossed_at: FloatArray = np.full((n, crossings), -np.inf)
+
+    @property
+    def floor(self) -> FloatArray:
+        """The undelayed floor of each bay (low - floor_offset)."""
+        return self.low - self.floor_offset
 
     @property
     def active(self) -> BoolArray:
@@ -248,21 +308,39 @@ class SatSeconds:
         """For bays that started in the last step: when the rule fired (evaluator clock); NaN elsewhere."""
         return self._crossing_time.copy()
 
+    def reset(self, rows: ArrayLike) -> None:
+        """Forget the state of these bays (inactive, index 0, no crossings)."""
+        r = _rows(rows, self.n)
+        self._index[r] = 0.0
+        self._below[r] = False
+        self._active[r] = False
+        self._reason[r] = ""
+        self._crossed_at[r] = -np.inf
+
+    def force_active(self, rows: ArrayLike) -> None:
+        """Make the alarm of these bays active (it ends when the value is back at the limit and the index is 0)."""
+        r = _rows(rows, self.n)
+        self._active[r] = True
+        self._reason[r] = "plain"
+
     def step(self, values: ArrayLike, dt: float) -> tuple[BoolArray, BoolArray]:
         """Advance all bays by `dt` seconds with `values` held over the tick; return (started, ended)."""
         v = _check_step(values, dt, self.n)
         t_start = self.time
         self.time = t_start + dt
         present = ~np.isnan(v)
-        below = v < self.low  # False for NaN
-        not_below = present & ~below
+        off = np.isnan(self.setting)
+        with np.errstate(invalid="ignore"):
+            below = v < self.low  # False for NaN (value or limit)
+            not_below = present & ~below
+            floor = below & (v <= self.floor)
         idle = ~self._active
 
         # the index: grows by the magnitude below the limit, shrinks "in the same manner" above it, floored at 0
         index_before = self._index.copy()
-        if self.setting is not None:
-            change = np.where(present, (self.low - v) * dt, 0.0)
-            self._index = np.maximum(index_before + change, 0.0)
+        counting = present & ~off & ~np.isnan(self.low)
+        change = np.where(counting, (self.low - v) * dt, 0.0)
+        self._index = np.maximum(index_before + change, 0.0)
 
         # limit crossings (entering below); NaN keeps the last known side
         entered = below & ~self._below
@@ -272,28 +350,99 @@ class SatSeconds:
             self._crossed_at[rows, :-1] = self._crossed_at[rows, 1:]
             self._crossed_at[rows, -1] = t_start
 
-        floor = below & (v <= self.floor)
-        if self.setting is None:
-            by_index = np.zeros(self.n, dtype=np.bool_)
-            by_crossings = np.zeros(self.n, dtype=np.bool_)
-        else:
-            by_index = below & (self._index >= self.setting - EPS)
-            by_crossings = entered & (t_start - self._crossed_at[:, 0] <= self.window + EPS)
-        plain = below if self.setting is None else np.zeros(self.n, dtype=np.bool_)
+        with np.errstate(invalid="ignore"):
+            by_index = below & ~off & (self._index >= self.setting - EPS)
+        by_crossings = entered & ~off & (t_start - self._crossed_at[:, 0] <= self.window + EPS)
+        plain = below & off
 
         reason = np.full(self.n, "", dtype="<U9")
         for name, fired in zip(REASONS[::-1], (plain, by_crossings, by_index, floor), strict=True):
             reason[fired] = name  # reverse priority order: the higher priority overwrites
         started = idle & (reason != "")
 
-        when = np.full(self.n, t_start)
-        if self.setting is not None:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                into_tick = (self.setting - index_before) / (self.low - v)
-            when = np.where(reason == "index", np.clip(t_start + into_tick, t_start, self.time), t_start)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            into_tick = (self.setting - index_before) / (self.low - v)
+        when = np.where(reason == "index", np.clip(t_start + into_tick, t_start, self.time), t_start)
         self._crossing_time = np.where(started, when, np.nan)
 
         ended = self._active & not_below & (self._index <= 0.0)
         self._active = (self._active | started) & ~ended
         self._reason = np.where(started, reason, np.where(ended, "", self._reason))
+        return started, ended
+
+
+class RateOfRise:
+    """A fast rise: the value at least `rise` above the lowest fresh reading of the last `window` s, N bays at once."""
+
+    def __init__(
+        self,
+        n: int,
+        *,
+        rise: float | ArrayLike | None,
+        window: float | ArrayLike,
+        clear_hysteresis: float | ArrayLike = 0.0,
+        slots: int = 32,
+        t0: float = 0.0,
+    ) -> None:
+        self.n = _check_n(n)
+        if slots < 1:
+            raise ValueError(f"slots must be >= 1, got {slots}")
+        self.rise = per_bay("rise", rise, n, nan_ok=True, minimum=0)  # NaN = off
+        self.window = per_bay("window", window, n, nan_ok=False, minimum=0)
+        self.clear_hysteresis = per_bay("clear_hysteresis", clear_hysteresis, n, nan_ok=False, minimum=0)
+        self.time = float(t0)
+        self._times: FloatArray = np.full((n, slots), -np.inf)
+        self._values: FloatArray = np.full((n, slots), np.nan)
+        self._next: IntArray = np.zeros(n, dtype=np.intp)
+        self._active: BoolArray = np.zeros(n, dtype=np.bool_)
+        self._crossing_time: FloatArray = np.full(n, np.nan)
+        self._from: FloatArray = np.full(n, np.nan)
+
+    @property
+    def active(self) -> BoolArray:
+        return self._active.copy()
+
+    @property
+    def crossing_time(self) -> FloatArray:
+        return self._crossing_time.copy()
+
+    @property
+    def rose_from(self) -> FloatArray:
+        """The lowest reading of the window at the last step (NaN where none): what the value rose from."""
+        return self._from.copy()
+
+    def reset(self, rows: ArrayLike) -> None:
+        r = _rows(rows, self.n)
+        self._times[r] = -np.inf
+        self._values[r] = np.nan
+        self._active[r] = False
+
+    def force_active(self, rows: ArrayLike) -> None:
+        self._active[_rows(rows, self.n)] = True
+
+    def step(self, values: ArrayLike, dt: float, fresh: ArrayLike | None = None) -> tuple[BoolArray, BoolArray]:
+        """Advance by `dt`; `fresh` marks bays whose value is a new reading (it then joins the history)."""
+        v = _check_step(values, dt, self.n)
+        self.time += dt
+        present = ~np.isnan(v)
+        in_window = self._times >= (self.time - self.window)[:, None] - EPS
+        lows = np.where(in_window, self._values, np.inf).min(axis=1)
+        lows = np.where(np.isinf(lows), np.nan, lows)
+        self._from = lows
+        with np.errstate(invalid="ignore"):
+            risen = v - lows
+            starting = present & (risen >= self.rise - EPS)
+            clearing = present & ~(risen >= self.rise - self.clear_hysteresis - EPS)
+        started = ~self._active & starting
+        ended = self._active & clearing
+        self._crossing_time = np.where(started, self.time, np.nan)
+        self._active = (self._active | started) & ~ended
+        if fresh is not None:
+            f = np.asarray(fresh, dtype=np.bool_) & present
+            rows = np.flatnonzero(f)
+            if rows.size:
+                cols = self._next[rows]
+                self._times[rows, cols] = self.time
+                self._values[rows, cols] = v[rows]
+                self._next[rows] = (cols + 1) % self._times.shape[1]
         return started, ended

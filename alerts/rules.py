@@ -1,22 +1,10 @@
-"""Alarm rules: per-vital high/low limits with a priority, and the priority of each technical condition."""
+"""The priority and the text of each technical alarm condition (physiological conditions are in alarm profiles)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from monitor.model import Condition, Priority
-
-
-@dataclass(frozen=True, slots=True)
-class LimitRule:
-    """Alarm when `vital` is below `low` or above `high` (either may be None = no such limit)."""
-
-    vital: str
-    low: float | None
-    high: float | None
-    priority: Priority
-
 
 # Technical alarm priorities. Losing the numbers of a sedated patient is urgent but not immediately dangerous in
 # itself (IEC 60601-1-8 leaves technical priorities to the manufacturer): medium for anything that stops

@@ -1,7 +1,9 @@
-"""The dashboard's FastAPI app: health, login, the bays API, the live websocket and the static page.
+"""The dashboard's FastAPI app: health, login, the bays API, alarm actions, the live websocket and the page.
 
 Every endpoint but `/api/health`, the login page and the static assets (which hold no patient data) needs a
-token: a bearer header for API clients, the HttpOnly login cookie for the page.
+token: a bearer header for API clients, the HttpOnly login cookie for the page. Alarm actions (acknowledge, audio
+pause, alarm settings, baselines) need the nurse role; the server enforces it. They only *ask*: the engine owns
+the alarm lifecycle, and the service audits who asked and when.
 """
 
 
@@ -12,20 +14,21 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from alerts.engine import AlarmEngine
-from dashboard.auth import COOKIE, allows, request_token, role_of
+from alerts.profile import ProfileError
+from dashboard.auth import COOKIE, allows, identity_of, request_token, role_of
 from dashboard.live import item_json, snapshot
 from monitor.broadcast import Broadcast
 from monitor.hub import Hub
-from monitor.model import LiveItem
+from monitor.model import AlarmEvent, LiveItem
 from monitor.recorder import Recorder
 from monitor.tokens import Role
 
@@ -39,9 +42,22 @@ SEND_TIMEOUT = 10.0  # a client that cannot take a message for this long is disc
 CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; object-src 'none'; frame-ancestors 'none'"
 
 
+class AlarmActions(Protocol):
+    """What a user may ask of the alarm system (monitor.service.Service implements it, auditing each request).
+    KeyError: no such bay or alarm; ValueError / ProfileError: a request that cannot be carried out."""
+
+    def acknowledge(self, bay: str, alarm_id: str, who: str) -> list[AlarmEvent]: ...
+    def pause_audio(self, bay: str, who: str, seconds: float | None = None) -> list[AlarmEvent]: ...
+    def resume_audio(self, bay: str, who: str) -> list[AlarmEvent]: ...
+    def alarm_settings(self, bay: str) -> dict[str, Any]: ...
+    def set_alarm_settings(self, bay: str, who: str, profile: str | None = None,
+                           overrides: dict[str, dict[str, Any]] | None = None) -> list[AlarmEvent]: ...
+    def set_baseline(self, bay: str, vital: str, value: float | None, who: str) -> None: ...
+
+
 @dataclass(slots=True)
 class LiveSources:
-    """What the dashboard reads: never writes. Built by the service."""
+    """What the dashboard reads, and the actions it may ask for. Built by the service."""
 
     site: str
     hub: Hub
@@ -49,10 +65,28 @@ class LiveSources:
     broadcast: Broadcast[LiveItem]
     db: sqlite3.Connection
     recorder: Recorder | None = None
+    actions: AlarmActions | None = None
 
 
 class LoginRequest(BaseModel):
     token: str
+
+
+class PauseRequest(BaseModel):
+    seconds: float | None = Field(default=None, gt=0)
+
+
+class AlarmSettingsRequest(BaseModel):
+    profile: str | None = None
+    overrides: dict[str, dict[str, Any]] | None = None
+
+
+class BaselineRequest(BaseModel):
+    value: float | None
+
+
+def _events_json(events: list[AlarmEvent]) -> dict[str, Any]:
+    return {"events": [item_json(e) for e in events]}
 
 
 def create_app(src: LiveSources) -> FastAPI:
@@ -79,6 +113,30 @@ def create_app(src: LiveSources) -> FastAPI:
 
     Viewer = Annotated[Role, Depends(need("viewer"))]
 
+    def who(request: Request) -> str:
+        """The nurse (or admin) asking; 401/403 otherwise."""
+        ident = identity_of(src.db, request_token(request.headers, request.cookies))
+        if ident is None:
+            raise HTTPException(401, "login or bearer token required", {"WWW-Authenticate": "Bearer"})
+        if not allows(ident[0], "nurse"):
+            raise HTTPException(403, "needs role nurse")
+        return ident[1]
+
+    Nurse = Annotated[str, Depends(who)]
+
+    def acting() -> AlarmActions:
+        if src.actions is None:
+            raise HTTPException(503, "alarm actions are not available on this server")
+        return src.actions
+
+    def attempt(call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except KeyError as exc:
+            raise HTTPException(404, str(exc.args[0]) if exc.args else "not found") from None
+        except (ValueError, ProfileError) as exc:
+            raise HTTPException(400, str(exc)) from None
+
     # Handlers are async so they run on the event loop, never concurrently with the hub's updates.
     @app.get("/api/health")
     async def health() -> dict[str, Any]:
@@ -94,6 +152,33 @@ def create_app(src: LiveSources) -> FastAPI:
     @app.get("/api/bays")
     async def bays(_: Viewer) -> dict[str, Any]:
         return snapshot(src.site, src.hub, src.engine, time.time())
+
+    @app.post("/api/bays/{bay}/alarms/{alarm_id}/acknowledge")
+    async def acknowledge(bay: str, alarm_id: str, user: Nurse) -> dict[str, Any]:
+        return _events_json(attempt(lambda: acting().acknowledge(bay, alarm_id, user)))
+
+    @app.post("/api/bays/{bay}/audio-pause")
+    async def pause_audio(bay: str, body: PauseRequest, user: Nurse) -> dict[str, Any]:
+        return _events_json(attempt(lambda: acting().pause_audio(bay, user, body.seconds)))
+
+    @app.post("/api/bays/{bay}/audio-resume")
+    async def resume_audio(bay: str, user: Nurse) -> dict[str, Any]:
+        return _events_json(attempt(lambda: acting().resume_audio(bay, user)))
+
+    @app.get("/api/bays/{bay}/alarm-settings")
+    async def alarm_settings(bay: str, _: Viewer) -> dict[str, Any]:
+        result: dict[str, Any] = attempt(lambda: acting().alarm_settings(bay))
+        return result
+
+    @app.put("/api/bays/{bay}/alarm-settings")
+    async def set_alarm_settings(bay: str, body: AlarmSettingsRequest, user: Nurse) -> dict[str, Any]:
+        events = attempt(lambda: acting().set_alarm_settings(bay, user, body.profile, body.overrides))
+        return {**_events_json(events), "settings": acting().alarm_settings(bay)}
+
+    @app.put("/api/bays/{bay}/baselines/{vital}")
+    async def set_baseline(bay: str, vital: str, body: BaselineRequest, user: Nurse) -> dict[str, Any]:
+        attempt(lambda: acting().set_baseline(bay, vital, body.value, user))
+        return {"baselines": acting().alarm_settings(bay)["baselines"]}
 
     @app.post("/api/login")
     async def login(body: LoginRequest, request: Request) -> JSONResponse:

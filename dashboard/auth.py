@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Mapping
 
-from monitor.tokens import ROLES, Role, token_role
+from monitor.tokens import ROLES, Role, token_identity, token_role
 
 COOKIE = "bedside_token"
 
@@ -25,3 +25,8 @@ def role_of(conn: sqlite3.Connection, token: str | None) -> Role | None:
 def allows(role: Role | None, needed: Role) -> bool:
     """Roles are ordered viewer < nurse < admin."""
     return role is not None and ROLES.index(role) >= ROLES.index(needed)
+
+
+def identity_of(conn: sqlite3.Connection, token: str | None) -> tuple[Role, str] | None:
+    """(role, who) of a token, for role checks and the audit log."""
+    return token_identity(conn, token) if token else None

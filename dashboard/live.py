@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from alerts.engine import AlarmEngine
+from alerts.lifecycle import ActiveAlarm
 from monitor.hub import Hub
-from monitor.model import AlarmEvent, LiveItem, Observation, TechnicalStatus
+from monitor.model import AlarmEvent, AuditRecord, LiveItem, Observation, TechnicalStatus
 
 JSON = dict[str, Any]
 
@@ -17,6 +18,12 @@ JSON = dict[str, Any]
 def alarm_json(e: AlarmEvent) -> JSON:
     return {"id": e.id, "kind": e.kind, "priority": e.priority, "vital": e.vital, "value": e.value,
             "limit": e.limit, "message": e.message, "device": e.device, "since": e.time}
+
+
+def active_json(a: ActiveAlarm) -> JSON:
+    """An alarm of the active set with where it is in its life (alerts/lifecycle.py)."""
+    return {**alarm_json(a.start), "acknowledged": a.acknowledged, "acknowledged_by": a.acknowledged_by,
+            "latched": a.latched, "audible": a.audible, "paused_until": a.paused_until, "escalation": a.escalation}
 
 
 def snapshot(site: str, hub: Hub, engine: AlarmEngine, now: float) -> JSON:
@@ -31,7 +38,8 @@ def snapshot(site: str, hub: Hub, engine: AlarmEngine, now: float) -> JSON:
                        for k, o in state.latest.items()},
             "technical": [{"device": t.device, "condition": t.condition.value, "vital": t.vital,
                            "detail": t.detail, "since": t.time} for t in state.technical.values()],
-            "alarms": [alarm_json(e) for e in engine.active(state.bay.id)],
+            "alarms": [active_json(a) for a in engine.active(state.bay.id)],
+            "profile": engine.profile_name(state.bay.id),
         })
     return {"site": site, "server_time": now, "bays": bays}
 
@@ -44,6 +52,10 @@ def item_json(item: LiveItem) -> JSON:
     if isinstance(item, TechnicalStatus):
         return {"type": "technical", "bay": item.bay, "device": item.device, "condition": item.condition.value,
                 "vital": item.vital, "active": item.active, "detail": item.detail, "time": item.time}
+    if isinstance(item, AuditRecord):
+        return {"type": "audit", "time": item.time, "who": item.who, "action": item.action, "bay": item.bay,
+                "target": item.target, "before": item.before, "after": item.after}
     body = alarm_json(item)
     del body["since"]
-    return {"type": "alarm", "bay": item.bay, "phase": item.phase, "time": item.time, **body}
+    return {"type": "alarm", "bay": item.bay, "phase": item.phase, "time": item.time, "by": item.by,
+            "level": item.level, "until": item.until, **body}

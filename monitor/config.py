@@ -5,7 +5,8 @@
     [http]            host = "127.0.0.1", port = 8000
     [mqtt]            url = "mqtt://127.0.0.1:1883"  (or private = true: bedside starts its own Mosquitto)
     [[bays]]          id, name, and [[bays.devices]] with id, driver, port (serial) or nothing (mqtt)
-    [limits.<vital>]  low, high, priority
+    [alarms]          profile, profiles_dir, audio_pause, reminder_after, latching, escalate_after, phase_profiles
+                      (alarm limits live in alarm profiles: alerts/profiles/*.toml and docs/alarms.md)
 """
 
 from __future__ import annotations
@@ -116,36 +117,38 @@ class SimulatedPatientConfig(_Strict):
 class BayConfig(_Strict):
     id: _ID
     name: str = ""
+    profile: _PROFILE | None = None  # alarm profile (default: [alarms] profile)
     devices: list[DeviceConfig] = Field(default_factory=list)
     simulated_patient: SimulatedPatientConfig = SimulatedPatientConfig()
 
 
-class LimitConfig(_Strict):
-    low: float | None = None
-    high: float | None = None
-    priority: Priority = "medium"
-
-    @model_validator(mode="after")
-    def _ordered(self) -> LimitConfig:
-        if self.low is not None and self.high is not None and self.low >= self.high:
-            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
-        return self
+_PROFILE = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
 
-def default_limits() -> dict[str, LimitConfig]:
-    """Adult defaults for a ketamine infusion (thresholds from shared/reference/alarm-standards.md §4.4).
+_LATCHING: list[Priority] = ["high"]
+_ESCALATION: dict[Priority, list[float]] = {"high": [30.0, 90.0]}
 
-    These are starting points to be set by the clinic's physician, not validated stopping rules.
-    """
-    return {
-        "spo2": LimitConfig(low=90, priority="high"),
-        "hr": LimitConfig(low=45, high=130, priority="medium"),
-        "pr": LimitConfig(low=45, high=130, priority="medium"),
-        "nibp_sys": LimitConfig(low=90, high=180, priority="high"),
-        "nibp_dia": LimitConfig(low=40, high=110, priority="medium"),
-        "rr": LimitConfig(low=8, high=30, priority="medium"),
-        "etco2": LimitConfig(low=15, high=50, priority="medium"),
-    }
+
+class AlarmsConfig(_Strict):
+    """The alarm system's settings for the whole site (the responsible organisation's), and the default profile."""
+
+    profile: _PROFILE = "ketamine-infusion"  # the profile of every bay that names none
+    profiles_dir: Path | None = None  # more profiles: every *.toml there (relative to the config file)
+    audio_pause: float = Field(default=120.0, gt=0, le=120)  # s; ISO 80601-2-61: at most 2 min
+    reminder_after: float = Field(default=180.0, gt=0, le=3600)  # s before an acknowledged alarm re-alerts
+    latching: list[Priority] = Field(default_factory=lambda: list(_LATCHING))  # physiological alarms that latch
+    escalate_after: dict[Priority, list[float]] = Field(default_factory=lambda: dict(_ESCALATION))
+    phase_profiles: dict[str, _PROFILE] = Field(
+        default_factory=lambda: {"baseline": "ketamine-infusion", "infusion": "ketamine-infusion",
+                                 "recovery": "recovery"})
+
+    @field_validator("escalate_after")
+    @classmethod
+    def _increasing(cls, value: dict[Priority, list[float]]) -> dict[Priority, list[float]]:
+        for prio, times in value.items():
+            if times != sorted(times) or any(t <= 0 for t in times):
+                raise ValueError(f"{prio}: escalation times must be increasing and > 0, got {times}")
+        return value
 
 
 class BedsideConfig(_Strict):
@@ -154,23 +157,15 @@ class BedsideConfig(_Strict):
     http: HttpConfig = HttpConfig()
     mqtt: MqttConfig = MqttConfig()
     bays: list[BayConfig] = Field(default_factory=list)
-    limits: dict[str, LimitConfig] = Field(default_factory=default_limits)
+    alarms: AlarmsConfig = AlarmsConfig()
 
-    @field_validator("limits", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _over_defaults(cls, limits: object) -> object:
-        """A [limits.<vital>] table replaces the default for that vital only; the other defaults stay."""
-        if isinstance(limits, dict):
-            return {**default_limits(), **limits}
-        return limits
-
-    @field_validator("limits")
-    @classmethod
-    def _known_vitals(cls, limits: dict[str, LimitConfig]) -> dict[str, LimitConfig]:
-        for key in limits:
-            if key not in VITALS:
-                raise ValueError(f"unknown vital {key!r}; known: {', '.join(VITALS)}")
-        return limits
+    def _no_limits_table(cls, raw: object) -> object:
+        if isinstance(raw, dict) and "limits" in raw:
+            raise ValueError("[limits] is no longer read: alarm limits live in alarm profiles; set [alarms] profile "
+                             "(and profiles_dir for your own profile files), see docs/alarms.md")
+        return raw
 
     @model_validator(mode="after")
     def _unique_and_reachable(self) -> BedsideConfig:
@@ -231,4 +226,7 @@ def load_config(path: Path) -> BedsideConfig:
 
     mqtt = cfg.mqtt.model_copy(update={k: near(v) for k in ("ca_file", "cert_file", "key_file")
                                        if (v := getattr(cfg.mqtt, k)) is not None})
-    return cfg.model_copy(update={"data_dir": near(cfg.data_dir), "mqtt": mqtt})
+    alarms = cfg.alarms
+    if alarms.profiles_dir is not None:
+        alarms = alarms.model_copy(update={"profiles_dir": near(alarms.profiles_dir)})
+    return cfg.model_copy(update={"data_dir": near(cfg.data_dir), "mqtt": mqtt, "alarms": alarms})

@@ -1,7 +1,9 @@
 """The SQLite database under the data dir: opening it in WAL mode and creating the schema.
 
-One file, `bedside.db`, holds the recorded traces (observations, technical statuses, alarm events) and the
-hashes of API tokens. Every connection uses WAL so the recorder's writes never block a reader.
+One file, `bedside.db`, holds the recorded traces (observations, technical statuses, alarm events), the audit
+log of user actions and the hashes of API tokens. Columns added by a later version are added to an older file
+when it is opened (`_migrate`), so upgrading keeps what was recorded. Every connection uses WAL so the
+recorder's writes never block a reader.
 """
 
 from __future__ import annotations
@@ -23,8 +25,12 @@ CREATE TABLE IF NOT EXISTS technical_statuses (
 CREATE INDEX IF NOT EXISTS technical_bay_time ON technical_statuses (bay, time);
 CREATE TABLE IF NOT EXISTS alarm_events (
     bay TEXT NOT NULL, alarm_id TEXT NOT NULL, phase TEXT NOT NULL, kind TEXT NOT NULL, priority TEXT NOT NULL,
-    time REAL NOT NULL, message TEXT NOT NULL, vital TEXT, value REAL, limit_value REAL, device TEXT);
+    time REAL NOT NULL, message TEXT NOT NULL, vital TEXT, value REAL, limit_value REAL, device TEXT,
+    by_user TEXT, level INTEGER NOT NULL DEFAULT 0, until REAL);
 CREATE INDEX IF NOT EXISTS alarm_bay_time ON alarm_events (bay, time);
+CREATE TABLE IF NOT EXISTS audit_log (
+    time REAL NOT NULL, who TEXT NOT NULL, action TEXT NOT NULL, bay TEXT, target TEXT, before TEXT, after TEXT);
+CREATE INDEX IF NOT EXISTS audit_time ON audit_log (time);
 CREATE TABLE IF NOT EXISTS api_tokens (
     token_hash TEXT PRIMARY KEY, role TEXT NOT NULL, created REAL NOT NULL, label TEXT NOT NULL);
 """
@@ -44,6 +50,19 @@ def _wal(conn: sqlite3.Connection, within: float = 10.0) -> None:
             time.sleep(0.05)
 
 
+ADDED_COLUMNS = {  # table -> columns a later version added, with their definitions
+    "alarm_events": {"by_user": "TEXT", "level": "INTEGER NOT NULL DEFAULT 0", "until": "REAL"},
+}
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    for table, columns in ADDED_COLUMNS.items():
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for name, definition in columns.items():
+            if name not in have:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
+
+
 def connect(data_dir: Path) -> sqlite3.Connection:
     """Open (creating if needed) the database in `data_dir`, in WAL mode, with the schema in place."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -52,4 +71,5 @@ def connect(data_dir: Path) -> sqlite3.Connection:
     _wal(conn)
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.executescript(SCHEMA)
+    _migrate(conn)
     return conn

@@ -13,7 +13,10 @@ from typing import Literal
 
 Priority = Literal["high", "medium", "low"]
 AlarmKind = Literal["physiological", "technical"]
-AlarmPhase = Literal["start", "end"]
+# An alarm's life (alerts/lifecycle.py): start -> [acknowledged | audio_paused -> audio_resumed | reminder |
+# escalated | latched]* -> end. Every phase but start and end leaves the alarm in the active set.
+AlarmPhase = Literal["start", "end", "acknowledged", "audio_paused", "audio_resumed", "reminder", "escalated",
+                     "latched"]
 
 
 class Condition(enum.StrEnum):
@@ -87,8 +90,10 @@ class Bay:
 class AlarmEvent:
     """The alarm engine's decision: alarm `id` of `bay` started or ended at `time`.
 
-    `id` is stable for one alarm condition of a bay (e.g. "spo2_low", "device_lost:masimo-1"), so a start and
-    its end share it. Produced only by alerts/; the dashboard, recorder and notifiers only show and store it.
+    `id` is stable for one alarm condition of a bay (e.g. "spo2_low", "device_lost:masimo-1"), so a start, the
+    transitions of its life and its end share it. `by` names the user of a user action (acknowledge, audio pause);
+    `level` is the escalation level of an "escalated" event; `until` is when an audio pause ends. Produced only by
+    alerts/; the dashboard, recorder and notifiers only show, store and send it.
     """
 
     bay: str
@@ -102,6 +107,22 @@ class AlarmEvent:
     value: float | None = None
     limit: float | None = None
     device: str | None = None
+    by: str | None = None
+    level: int = 0
+    until: float | None = None
 
 
-LiveItem = Observation | TechnicalStatus | AlarmEvent
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """A user action or setting change, for the audit log: who did what to which bay, when, before and after."""
+
+    time: float
+    who: str
+    action: str  # e.g. "acknowledge", "audio_pause", "profile", "limits", "baseline"
+    bay: str | None = None
+    target: str | None = None  # e.g. the alarm id
+    before: str | None = None  # JSON
+    after: str | None = None  # JSON
+
+
+LiveItem = Observation | TechnicalStatus | AlarmEvent | AuditRecord

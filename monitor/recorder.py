@@ -1,4 +1,4 @@
-"""The recorder: writes every observation, technical status and alarm event to SQLite, in batches.
+"""The recorder: writes every observation, technical status, alarm event and audit record to SQLite, in batches.
 
 `record` only appends to a list (it is called on the hot path); `run` flushes the list in a worker thread
 every `interval` seconds in one transaction. A failed write keeps the batch for the next try and is logged,
@@ -14,7 +14,7 @@ import logging
 import sqlite3
 import threading
 
-from monitor.model import AlarmEvent, LiveItem, Observation, TechnicalStatus
+from monitor.model import AlarmEvent, AuditRecord, LiveItem, Observation, TechnicalStatus
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +69,18 @@ class Recorder:
             tech = [(i.bay, i.device, i.condition.value, i.vital, int(i.active), i.time, i.detail)
                     for i in batch if isinstance(i, TechnicalStatus)]
             alarms = [(i.bay, i.id, i.phase, i.kind, i.priority, i.time, i.message, i.vital, i.value, i.limit,
-                       i.device) for i in batch if isinstance(i, AlarmEvent)]
+                       i.device, i.by, i.level, i.until) for i in batch if isinstance(i, AlarmEvent)]
+            audit = [(i.time, i.who, i.action, i.bay, i.target, i.before, i.after)
+                     for i in batch if isinstance(i, AuditRecord)]
             try:
                 with self._conn:
                     self._conn.execute("BEGIN")
                     self._conn.executemany("INSERT INTO observations VALUES (?,?,?,?,?,?)", obs)
                     self._conn.executemany("INSERT INTO technical_statuses VALUES (?,?,?,?,?,?,?)", tech)
-                    self._conn.executemany("INSERT INTO alarm_events VALUES (?,?,?,?,?,?,?,?,?,?,?)", alarms)
+                    self._conn.executemany(
+                        "INSERT INTO alarm_events (bay, alarm_id, phase, kind, priority, time, message, vital, value,"
+                        " limit_value, device, by_user, level, until) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", alarms)
+                    self._conn.executemany("INSERT INTO audit_log VALUES (?,?,?,?,?,?,?)", audit)
             except sqlite3.Error:
                 self.failures += 1
                 self.consecutive_failures += 1

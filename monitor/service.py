@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import socket
@@ -21,7 +22,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import uvicorn
 
 from alerts.engine import AlarmEngine, WatchedDevice
-from alerts.rules import LimitRule
+from alerts.lifecycle import LifecycleSettings
+from alerts.profile import ProfileError, load_profiles
 from dashboard.app import LiveSources, create_app
 from drivers.base import DeviceSettings, Driver
 from drivers.registry import driver_class
@@ -30,7 +32,7 @@ from monitor import db
 from monitor.broadcast import Broadcast
 from monitor.config import BayConfig, BedsideConfig, DeviceConfig
 from monitor.hub import Hub
-from monitor.model import AlarmEvent, Bay, DeviceEvent, LiveItem, Observation, TechnicalStatus
+from monitor.model import AlarmEvent, AuditRecord, Bay, DeviceEvent, LiveItem, Observation, TechnicalStatus
 from monitor.mosquitto import PrivateMosquitto
 from monitor.recorder import Recorder
 
@@ -39,7 +41,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TICK = 1.0  # seconds between the engine's silence checks
+TICK = 1.0  # seconds between the engine's periodic ticks (silence, staleness, delays, lifecycle timers)
+MIN_TICK_GAP = 0.02  # s: observations arriving together share one tick; an undelayed alarm waits at most this
 RECORDING_FAILURES = 3  # consecutive failed recorder writes (about 1.5 s) before RECORDING FAILED
 
 
@@ -58,10 +61,7 @@ class Service:
     def __post_init__(self) -> None:
         cfg = self.config
         self.hub = Hub(Bay(b.id, b.name or b.id, [d.id for d in b.devices]) for b in cfg.bays)
-        self.engine = AlarmEngine(
-            [LimitRule(v, lim.low, lim.high, lim.priority) for v, lim in cfg.limits.items()],
-            [WatchedDevice(d.id, b.id, d.silent_after) for b in cfg.bays for d in b.devices],
-        )
+        self.engine = build_engine(cfg)
         self.broadcast = Broadcast()
         self.db = db.connect(cfg.data_dir)  # the event loop's (token look-ups)
         self.recorder = Recorder(db.connect(cfg.data_dir))  # its own: a long batch never blocks the loop
@@ -71,18 +71,25 @@ class Service:
         self._closers: list[Callable[[], None]] = []  # simulators' ptys
         self._patients: dict[str, PatientModel] = {}
         self._recording_failed = False
+        self._tick_handle: asyncio.TimerHandle | None = None
+        self._last_tick = -float("inf")  # loop time of the last tick
         self.started = asyncio.Event()
 
     # --- the data path ------------------------------------------------------------------------------------
 
     def _publish(self, item: LiveItem) -> None:
         self.recorder.record(item)
-        self.broadcast.publish(item)
+        if not isinstance(item, AuditRecord):  # the audit log is recorded, not broadcast (admins read it)
+            self.broadcast.publish(item)
 
     def _decide(self, item: Observation | TechnicalStatus) -> None:
         self._publish(item)
         try:
-            events = self.engine.observe(item) if isinstance(item, Observation) else self.engine.technical(item)
+            if isinstance(item, Observation):
+                self.engine.observe(item)
+                self._tick_soon()
+                return
+            events = self.engine.technical(item)
         except Exception:  # a bug in the engine must be seen at the station, not swallowed with the sample
             log.exception("alarm engine failed on %r", item)
             events = self.engine.external(self._engine_failure(item.bay))
@@ -96,12 +103,108 @@ class Service:
     def emitter(self, device: str) -> Callable[[DeviceEvent], None]:
         return lambda event: self.hub.ingest(device, event, self.clock())
 
+    def _tick_soon(self) -> None:
+        """Decide on new observations promptly: one tick for all that arrive within MIN_TICK_GAP."""
+        if self._tick_handle is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not on an event loop (a test feeding the hub directly): decide now
+            self.tick()
+            return
+        delay = max(0.0, self._last_tick + MIN_TICK_GAP - loop.time())
+        self._tick_handle = loop.call_later(delay, self.tick)
+
+    def tick(self) -> None:
+        """Run one engine tick now and publish its events; an engine failure becomes a technical alarm on every
+        bay (and is logged) instead of ending the ticks."""
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+            self._tick_handle = None
+        with contextlib.suppress(RuntimeError):  # no running loop: called from a test
+            self._last_tick = asyncio.get_running_loop().time()
+        now = self.clock()
+        try:
+            events = self.engine.tick(now)
+        except Exception:
+            log.exception("alarm engine tick failed")
+            events = [e for bay in self.hub.bays for e in self.engine.external(self._engine_failure(bay))]
+        for event in [*events, *self._recording_alarms(now)]:
+            self._publish(event)
+
     async def _ticker(self) -> None:
         while True:
             await asyncio.sleep(TICK)
-            now = self.clock()
-            for event in [*self.engine.tick(now), *self._recording_alarms(now)]:
-                self._publish(event)
+            self.tick()
+
+    # --- user actions (the dashboard calls these; each is audited) ------------------------------------------
+
+    def _audit(self, who: str, action: str, bay: str | None, target: str | None = None,
+               before: object = None, after: object = None) -> None:
+        self._publish(AuditRecord(self.clock(), who, action, bay, target,
+                                  None if before is None else json.dumps(before, sort_keys=True),
+                                  None if after is None else json.dumps(after, sort_keys=True)))
+
+    def _check_bay(self, bay: str) -> None:
+        if bay not in self.hub.bays:
+            raise KeyError(f"no bay {bay!r}")
+
+    def acknowledge(self, bay: str, alarm_id: str, who: str) -> list[AlarmEvent]:
+        self._check_bay(bay)
+        events = self.engine.acknowledge(bay, alarm_id, who, self.clock())
+        self._audit(who, "acknowledge", bay, alarm_id, after=[e.phase for e in events])
+        return self._published(events)
+
+    def pause_audio(self, bay: str, who: str, seconds: float | None = None) -> list[AlarmEvent]:
+        self._check_bay(bay)
+        events = self.engine.pause_audio(bay, who, self.clock(), seconds)
+        self._audit(who, "audio_pause", bay, after={"seconds": seconds, "alarms": [e.id for e in events]})
+        return self._published(events)
+
+    def resume_audio(self, bay: str, who: str) -> list[AlarmEvent]:
+        self._check_bay(bay)
+        events = self.engine.resume_audio(bay, who, self.clock())
+        self._audit(who, "audio_resume", bay, after={"alarms": [e.id for e in events]})
+        return self._published(events)
+
+    def alarm_settings(self, bay: str) -> dict[str, Any]:
+        self._check_bay(bay)
+        e = self.engine
+        return {"bay": bay, "profile": e.profile_name(bay), "overrides": e.overrides(bay),
+                "baselines": e.baselines(bay), "effective": e.effective_profile(bay).model_dump(mode="json"),
+                "profiles": sorted(e.profiles)}
+
+    def set_alarm_settings(self, bay: str, who: str, profile: str | None = None,
+                           overrides: dict[str, dict[str, Any]] | None = None) -> list[AlarmEvent]:
+        """Change a bay's profile and/or its patient's overrides; ProfileError (nothing changed) if invalid."""
+        self._check_bay(bay)
+        e, now = self.engine, self.clock()
+        before = {"profile": e.profile_name(bay), "overrides": e.overrides(bay)}
+        old_overrides = e.overrides(bay)
+        events: list[AlarmEvent] = []
+        if overrides is not None:
+            events += e.set_overrides(bay, overrides, now)
+        if profile is not None:
+            try:
+                events += e.set_profile(bay, profile, now)
+            except ProfileError:
+                if overrides is not None:
+                    e.set_overrides(bay, old_overrides, now)
+                raise
+        self._audit(who, "alarm_settings", bay, None, before,
+                    {"profile": e.profile_name(bay), "overrides": e.overrides(bay)})
+        return self._published(events)
+
+    def set_baseline(self, bay: str, vital: str, value: float | None, who: str) -> None:
+        self._check_bay(bay)
+        before = self.engine.baselines(bay).get(vital)
+        self.engine.set_baseline(bay, vital, value, self.clock())
+        self._audit(who, "baseline", bay, vital, before, value)
+
+    def _published(self, events: list[AlarmEvent]) -> list[AlarmEvent]:
+        for event in events:
+            self._publish(event)
+        return events
 
     def _recording_alarms(self, now: float) -> list[AlarmEvent]:
         """RECORDING FAILED on every bay while the recorder's writes keep failing; ended when they succeed."""
@@ -156,7 +259,8 @@ class Service:
                     self.drivers.append(driver)
                     tasks.append(asyncio.create_task(supervise(driver, self.emitter(dev.id)), name=f"drv-{dev.id}"))
 
-            app = create_app(LiveSources(cfg.site, self.hub, self.engine, self.broadcast, self.db, self.recorder))
+            app = create_app(LiveSources(cfg.site, self.hub, self.engine, self.broadcast, self.db, self.recorder,
+                                         actions=self))
             server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off",
                                                    ws_ping_interval=10, ws_ping_timeout=10))
             core = [asyncio.create_task(self._ticker(), name="ticker"),
@@ -175,6 +279,8 @@ class Service:
         finally:
             if server is not None:
                 server.should_exit = True
+            if self._tick_handle is not None:
+                self._tick_handle.cancel()
             for task in tasks:
                 task.cancel()
             _, pending = await asyncio.wait(tasks, timeout=4) if tasks else (set(), set())
@@ -216,6 +322,24 @@ class Service:
             episodes = [Episode(e.vital, e.value, e.start, e.duration, e.every) for e in p.episodes]
             self._patients[bay.id] = PatientModel(seed, p.infusion_start, p.infusion_minutes, episodes=episodes)
         return self._patients[bay.id]
+
+
+def build_engine(cfg: BedsideConfig) -> AlarmEngine:
+    """The alarm engine the config describes: its profiles (built-in and the clinic's), each bay's, the lifecycle
+    settings. ServiceError names what is wrong."""
+    a = cfg.alarms
+    try:
+        profiles = load_profiles(a.profiles_dir)
+        lifecycle = LifecycleSettings(frozenset(a.latching), a.audio_pause, a.reminder_after,
+                                      {p: tuple(t) for p, t in a.escalate_after.items()})
+        return AlarmEngine(
+            [b.id for b in cfg.bays],
+            [WatchedDevice(d.id, b.id, d.silent_after) for b in cfg.bays for d in b.devices],
+            profiles=profiles, default_profile=a.profile,
+            bay_profiles={b.id: b.profile for b in cfg.bays if b.profile is not None},
+            lifecycle=lifecycle, phase_profiles=a.phase_profiles)
+    except (ProfileError, ValueError) as exc:
+        raise ServiceError(f"alarms: {exc}") from None
 
 
 def _listen(host: str, port: int) -> socket.socket:

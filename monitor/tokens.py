@@ -29,6 +29,16 @@ def create_token(conn: sqlite3.Connection, role: Role, label: str = "") -> str:
     return token
 
 
+def token_identity(conn: sqlite3.Connection, token: str) -> tuple[Role, str] | None:
+    """The role of `token` and who it stands for in the audit log (its label, else "token <hash prefix>")."""
+    digest = _hash(token)
+    row = conn.execute("SELECT role, label FROM api_tokens WHERE token_hash = ?", (digest,)).fetchone()
+    if row is None or row[0] not in ROLES:
+        return None
+    role: Role = row[0]
+    return role, (row[1] or f"token {digest[:8]}")
+
+
 def token_role(conn: sqlite3.Connection, token: str) -> Role | None:
     """The role of `token`, or None when it is unknown."""
     row = conn.execute("SELECT role FROM api_tokens WHERE token_hash = ?", (_hash(token),)).fetchone()

@@ -14,7 +14,8 @@ function bayFromJson(b) {
     devices: b.devices ?? [],
     vitals: {},            // key -> {value, time, device}
     technical: new Map(),  // device|condition|vital -> {device, condition, vital, detail, since}
-    alarms: new Map(),     // alarm id -> {id, kind, priority, vital, value, limit, message, device, since}
+    alarms: new Map(),     // alarm id -> {id, kind, priority, vital, value, limit, message, device, since,
+                           //             acknowledged, acknowledged_by, latched, paused_until, escalation}
   };
   for (const [key, v] of Object.entries(b.vitals ?? {})) {
     if (v && Number.isFinite(v.value)) bay.vitals[key] = { value: v.value, time: v.time, device: v.device };
@@ -80,16 +81,29 @@ export class LiveState {
         return bay;
       }
       case "alarm": {
+        // the engine owns the lifecycle; each phase only records where the alarm now is in it
         if (msg.phase === "end") {
           bay.alarms.delete(msg.id);
-        } else {
-          const old = bay.alarms.get(msg.id);
-          bay.alarms.set(msg.id, {
-            id: msg.id, kind: msg.kind, priority: msg.priority, vital: msg.vital ?? null,
-            value: msg.value ?? null, limit: msg.limit ?? null, message: msg.message ?? msg.id,
-            device: msg.device ?? null, since: old ? old.since : msg.time,
-          });
+          return bay;
         }
+        const old = msg.phase === "start" ? null : bay.alarms.get(msg.id);
+        const a = {
+          id: msg.id, kind: msg.kind, priority: msg.priority, vital: msg.vital ?? null,
+          value: msg.value ?? null, limit: msg.limit ?? null, message: msg.message ?? msg.id,
+          device: msg.device ?? null, since: old ? old.since : msg.time,
+          acknowledged: old?.acknowledged ?? false, acknowledged_by: old?.acknowledged_by ?? null,
+          latched: old?.latched ?? false, paused_until: old?.paused_until ?? null, escalation: old?.escalation ?? 0,
+        };
+        switch (msg.phase) {
+          case "acknowledged": a.acknowledged = true; a.acknowledged_by = msg.by ?? null; a.paused_until = null; break;
+          case "reminder": a.acknowledged = false; a.acknowledged_by = null; break;
+          case "latched": a.latched = true; break;
+          case "audio_paused": a.paused_until = msg.until ?? null; break;
+          case "audio_resumed": a.paused_until = null; break;
+          case "escalated": a.escalation = msg.level ?? a.escalation; break;
+          default: break;
+        }
+        bay.alarms.set(msg.id, a);
         return bay;
       }
       default:

@@ -167,9 +167,17 @@ export class Tile {
   renderAlarms(bay) {
     const alarms = sortedAlarms(bay);
     const lines = alarms.slice(0, MAX_ALARM_LINES).map((a) => {
-      const li = el("li", "alarm", `${SYMBOL[a.priority] ?? "!"} ${a.message}`);
+      const state = [
+        a.latched ? "LATCHED" : null,
+        a.acknowledged ? `ACK${a.acknowledged_by ? ` ${a.acknowledged_by}` : ""}` : null,
+        a.paused_until ? "AUDIO PAUSED" : null,
+      ].filter(Boolean);
+      const text = `${SYMBOL[a.priority] ?? "!"} ${a.message}${state.length ? ` \u00B7 ${state.join(" \u00B7 ")}` : ""}`;
+      const li = el("li", "alarm", text);
       li.dataset.priority = a.priority;
       li.dataset.alarmId = a.id;
+      li.dataset.acknowledged = a.acknowledged ? "true" : "false";
+      li.dataset.latched = a.latched ? "true" : "false";
       return li;
     });
     if (alarms.length > MAX_ALARM_LINES) lines.push(el("li", "alarm more", `+${alarms.length - MAX_ALARM_LINES} more`));

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from alerts.engine import AlarmEngine, WatchedDevice
-from alerts.rules import LimitRule
+from alerts.profile import parse_profile
 from drivers.base import DeviceSettings
 from drivers.registry import driver_class
 from drivers.supervise import supervise
@@ -33,14 +33,16 @@ SCENARIO = parse_scenario({"events": [
 @pytest.mark.parametrize("protocol", ["masimo", "nonin8"])
 async def test_silent_garbage_and_cable_pulled(protocol: str) -> None:
     hub = Hub([Bay("bay1", "Bay 1", ["dev1"])])
-    engine = AlarmEngine([LimitRule("spo2", 85, None, "high")], [WatchedDevice("dev1", "bay1", silent_after=1.5)])
+    profile = parse_profile({"name": "drill", "vitals": {"spo2": {"low": 85, "priority": "high"}}}, "drill")
+    engine = AlarmEngine(["bay1"], [WatchedDevice("dev1", "bay1", silent_after=1.5)], profiles={"drill": profile},
+                         default_profile="drill", phase_profiles={})
     alarms: list[AlarmEvent] = []
     readings: list[float] = []
 
     def decide(item: Observation | TechnicalStatus) -> None:
         if isinstance(item, Observation):
             readings.append(item.receive_time)
-            alarms.extend(engine.observe(item))
+            engine.observe(item)
         else:
             alarms.extend(engine.technical(item))
 

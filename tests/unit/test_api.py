@@ -1,4 +1,5 @@
-"""The dashboard API: health is open, everything else needs a token; the snapshot shows values and alarms."""
+"""The dashboard API: health is open, everything else needs a token; the snapshot shows values and alarms; alarm
+actions need a nurse, reach the engine, and are audited."""
 
 from __future__ import annotations
 
@@ -9,32 +10,38 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from alerts.engine import AlarmEngine, WatchedDevice
-from alerts.rules import LimitRule
+from alerts.engine import AlarmEngine
 from dashboard.app import LiveSources, create_app
 from monitor import db
 from monitor.broadcast import Broadcast
+from monitor.config import parse_config
 from monitor.hub import Hub
-from monitor.model import Bay, LiveItem, Observation, Reading, TechnicalStatus
+from monitor.model import LiveItem, Observation, Reading
+from monitor.service import Service
 from monitor.tokens import create_token
+
+World = tuple[TestClient, LiveSources, dict[str, str]]
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[tuple[TestClient, LiveSources, dict[str, str]]]:
-    conn = db.connect(tmp_path)
-    hub = Hub([Bay("bay1", "Bay 1", ["ox1"])])
-    engine = AlarmEngine([LimitRule("spo2", 90, None, "high")], [WatchedDevice("ox1", "bay1")])
-    src = LiveSources("test", hub, engine, Broadcast[LiveItem](), conn)
-    def decide(item: Observation | TechnicalStatus) -> None:
-        events = engine.observe(item) if isinstance(item, Observation) else engine.technical(item)
-        for event in events:
-            src.broadcast.publish(event)
-
-    hub.add_sink(decide)
-    tokens = {role: create_token(conn, role) for role in ("viewer", "nurse")}
+def world(tmp_path: Path) -> Iterator[World]:
+    """The real service's hub, engine (built-in ketamine-infusion profile) and actions, without devices running;
+    its clock stands still at 1000 s unless a test moves it."""
+    cfg = parse_config({"data_dir": str(tmp_path), "bays": [
+        {"id": "bay1", "name": "Bay 1", "devices": [{"id": "ox1", "driver": "masimo", "port": "/dev/null"}]}]})
+    now = [1000.0]
+    service = Service(cfg, clock=lambda: now[0])
+    src = LiveSources("test", service.hub, service.engine, service.broadcast, service.db, service.recorder,
+                      actions=service)
+    tokens = {role: create_token(service.db, role, f"{role} one") for role in ("viewer", "nurse")}
     with TestClient(create_app(src)) as client:
         yield client, src, tokens
-    conn.close()
+    service.recorder.close()
+    service.db.close()
+
+
+def bearer(tokens: dict[str, str], role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens[role]}"}
 
 
 def test_health_needs_no_token(world: tuple[TestClient, LiveSources, dict[str, str]]) -> None:
@@ -50,11 +57,13 @@ def test_bays_refuses_without_or_with_a_wrong_token(world: tuple[TestClient, Liv
 
 def test_bays_shows_latest_value_and_active_alarm(world: tuple[TestClient, LiveSources, dict[str, str]]) -> None:
     client, src, tokens = world
-    src.hub.ingest("ox1", Reading("spo2", 86), 1000.0)
-    body = client.get("/api/bays", headers={"Authorization": f"Bearer {tokens['viewer']}"}).json()
+    src.hub.ingest("ox1", Reading("spo2", 78), 1000.0)  # below the desat floor (80): an alarm at once
+    body = client.get("/api/bays", headers=bearer(tokens, "viewer")).json()
     (bay,) = body["bays"]
-    assert bay["vitals"]["spo2"] == {"value": 86, "time": 1000.0, "device": "ox1"}
-    assert [(a["id"], a["priority"], a["since"]) for a in bay["alarms"]] == [("spo2_low", "high", 1000.0)]
+    assert bay["vitals"]["spo2"] == {"value": 78, "time": 1000.0, "device": "ox1"}
+    assert [(a["id"], a["priority"], a["since"], a["acknowledged"], a["audible"]) for a in bay["alarms"]] == [
+        ("spo2_low", "high", 1000.0, False, True)]
+    assert bay["profile"] == "ketamine-infusion"
 
 
 def test_login_sets_httponly_strict_cookie_and_page_needs_it(
@@ -82,9 +91,10 @@ def test_websocket_refused_without_token_and_sends_snapshot_then_live(
     with client.websocket_connect("/ws/live", headers=headers) as ws:
         first = ws.receive_json()
         assert first["type"] == "snapshot" and [b["id"] for b in first["bays"]] == ["bay1"]
-        src.hub.ingest("ox1", Reading("spo2", 80), 5.0)
+        src.hub.ingest("ox1", Reading("spo2", 75), 1000.0)
+        assert ws.receive_json()["type"] == "obs"
         alarm = ws.receive_json()
-        assert (alarm["type"], alarm["id"], alarm["phase"], alarm["value"]) == ("alarm", "spo2_low", "start", 80)
+        assert (alarm["type"], alarm["id"], alarm["phase"], alarm["value"]) == ("alarm", "spo2_low", "start", 75)
 
 
 def test_quiet_websocket_gets_heartbeats(world: tuple[TestClient, LiveSources, dict[str, str]]) -> None:
@@ -100,7 +110,7 @@ def test_health_reports_a_failing_recorder(tmp_path: Path) -> None:
 
     conn = db.connect(tmp_path)
     rec = Recorder(conn)
-    src = LiveSources("t", Hub([]), AlarmEngine([], []), Broadcast[LiveItem](), conn, rec)
+    src = LiveSources("t", Hub([]), AlarmEngine([]), Broadcast[LiveItem](), conn, rec)
     with TestClient(create_app(src)) as client:
         assert client.get("/api/health").json()["status"] == "ok"
         rec.record(Observation("b", "d", "spo2", 97.0, None, 1.0))
@@ -109,3 +119,61 @@ def test_health_reports_a_failing_recorder(tmp_path: Path) -> None:
         body = client.get("/api/health").json()
     assert body["status"] == "degraded"
     assert body["recorder"] == {"written": 0, "pending": 1, "failing": True, "dropped": 0}
+
+
+def test_a_nurse_acknowledges_and_it_is_audited_with_who(world: World) -> None:
+    client, src, tokens = world
+    src.hub.ingest("ox1", Reading("spo2", 78), 1000.0)
+    url = "/api/bays/bay1/alarms/spo2_low/acknowledge"
+    assert client.post(url).status_code == 401
+    refused = client.post(url, headers=bearer(tokens, "viewer"))
+    assert refused.status_code == 403  # the server enforces the role, not only the page
+    ok = client.post(url, headers=bearer(tokens, "nurse"))
+    assert ok.status_code == 200
+    assert [(e["phase"], e["by"]) for e in ok.json()["events"]] == [("acknowledged", "nurse one")]
+    (alarm,) = src.engine.active("bay1")
+    assert alarm.acknowledged_by == "nurse one" and not alarm.audible
+    assert client.post("/api/bays/bay1/alarms/nope/acknowledge", headers=bearer(tokens, "nurse")).status_code == 404
+    assert client.post("/api/bays/bay9/alarms/spo2_low/acknowledge", headers=bearer(tokens, "nurse")).status_code \
+        == 404
+    assert src.recorder is not None
+    src.recorder.flush()
+    rows = src.db.execute("SELECT who, action, bay, target FROM audit_log").fetchall()
+    assert ("nurse one", "acknowledge", "bay1", "spo2_low") in rows
+
+
+def test_audio_pause_is_bounded_and_resumable(world: World) -> None:
+    client, src, tokens = world
+    src.hub.ingest("ox1", Reading("spo2", 78), 1000.0)
+    nurse = bearer(tokens, "nurse")
+    too_long = client.post("/api/bays/bay1/audio-pause", json={"seconds": 600}, headers=nurse)
+    assert too_long.status_code == 400 and "at most 120" in too_long.json()["detail"]
+    paused = client.post("/api/bays/bay1/audio-pause", json={}, headers=nurse).json()["events"]
+    assert [(e["phase"], e["until"]) for e in paused] == [("audio_paused", 1120.0)]  # default: the 120-s maximum
+    resumed = client.post("/api/bays/bay1/audio-resume", headers=nurse).json()["events"]
+    assert [e["phase"] for e in resumed] == ["audio_resumed"]
+
+
+def test_alarm_settings_change_is_validated_applied_and_audited(world: World) -> None:
+    client, src, tokens = world
+    nurse = bearer(tokens, "nurse")
+    settings = client.get("/api/bays/bay1/alarm-settings", headers=bearer(tokens, "viewer")).json()
+    assert settings["profile"] == "ketamine-infusion" and "recovery" in settings["profiles"]
+    bad = client.put("/api/bays/bay1/alarm-settings", json={"overrides": {"spo2": {"low": 99, "high": 95}}},
+                     headers=nurse)
+    assert bad.status_code == 400 and "must be below high" in bad.json()["detail"]
+    assert src.engine.overrides("bay1") == {}  # nothing changed
+    ok = client.put("/api/bays/bay1/alarm-settings", json={"profile": "recovery", "overrides": {"spo2": {"low": 88}}},
+                    headers=nurse)
+    assert ok.status_code == 200
+    assert ok.json()["settings"]["profile"] == "recovery"
+    assert src.engine.effective_profile("bay1").vitals["spo2"].low == 88
+    assert client.put("/api/bays/bay1/alarm-settings", json={"profile": "nope"}, headers=nurse).status_code == 400
+    assert src.engine.profile_name("bay1") == "recovery"
+    base = client.put("/api/bays/bay1/baselines/nibp_sys", json={"value": 125}, headers=nurse)
+    assert base.json() == {"baselines": {"nibp_sys": 125.0}}
+    assert src.recorder is not None
+    src.recorder.flush()
+    rows = src.db.execute("SELECT who, action, before, after FROM audit_log ORDER BY time").fetchall()
+    assert [r[1] for r in rows] == ["alarm_settings", "baseline"]
+    assert '"profile": "ketamine-infusion"' in rows[0][2] and '"low": 88' in rows[0][3]

@@ -32,8 +32,10 @@ def write(tmp_path: Path, text: str) -> Path:
         ('[http]\nport = "eighty"\n', "http.port", "valid integer"),
         ('[[bays]]\nid = "b1"\n[[bays.devices]]\nid = "d1"\ndriver = "masimo"\nbaud = 9600\n',
          "bays['b1'].devices['d1'].baud", "Extra inputs"),
-        ("[limits.spo2]\nlow = 95\nhigh = 90\n", "limits.spo2", "must be below high"),
-        ("[limits.glucose]\nlow = 4\n", "limits", "unknown vital 'glucose'"),
+        ("[limits.spo2]\nlow = 88\n", "(top level)", "alarm limits live in alarm profiles"),
+        ("[alarms]\naudio_pause = 300\n", "alarms.audio_pause", "less than or equal to 120"),
+        ("[alarms]\nescalate_after = { high = [90, 30] }\n", "alarms.escalate_after", "increasing"),
+        ('[alarms]\nlatching = ["urgent"]\n', "alarms.latching[0]", "'high', 'medium' or 'low'"),
         ('[[bays]]\nid = "b 1"\n', "bays['b 1'].id", "pattern"),
     ],
 )
@@ -59,7 +61,35 @@ def test_mqtt_device_without_broker_is_refused(tmp_path: Path) -> None:
         load_config(write(tmp_path, text))
 
 
-def test_a_limit_table_overrides_only_its_vital(tmp_path: Path) -> None:
-    cfg = load_config(write(tmp_path, '[limits.spo2]\nlow = 88\npriority = "high"\n'))
-    assert cfg.limits["spo2"].low == 88
-    assert cfg.limits["nibp_sys"].high == 180  # default kept
+def test_alarm_settings_and_profiles_dir_relative_to_the_file(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, '[alarms]\nprofile = "recovery"\nprofiles_dir = "profiles"\n'
+                                      'reminder_after = 120\n[[bays]]\nid = "b1"\nprofile = "adult-default"\n'))
+    assert cfg.alarms.profile == "recovery"
+    assert cfg.alarms.profiles_dir == (tmp_path / "profiles").resolve()
+    assert cfg.alarms.reminder_after == 120
+    assert cfg.alarms.audio_pause == 120  # default
+    assert cfg.bays[0].profile == "adult-default"
+
+
+def test_unknown_profile_or_bad_profile_file_stops_the_service_with_the_reason(tmp_path: Path) -> None:
+    from monitor.service import ServiceError, build_engine
+
+    with pytest.raises(ServiceError, match="unknown alarm profile 'nope'"):
+        build_engine(load_config(write(tmp_path, '[[bays]]\nid = "b1"\nprofile = "nope"\n')))
+    (tmp_path / "profiles").mkdir()
+    bad = tmp_path / "profiles" / "mine.toml"
+    bad.write_text("[vitals.spo2]\nlow = 95\nhigh = 90\n")
+    with pytest.raises(ServiceError) as err:
+        build_engine(load_config(write(tmp_path, '[alarms]\nprofiles_dir = "profiles"\n')))
+    assert f"{bad}: vitals.spo2" in str(err.value) and "must be below high" in str(err.value)
+
+
+def test_a_profile_file_in_profiles_dir_is_used_by_the_bays_that_name_it(tmp_path: Path) -> None:
+    from monitor.service import build_engine
+
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "strict.toml").write_text('[vitals.spo2]\nlow = 94\npriority = "high"\n')
+    text = '[alarms]\nprofiles_dir = "profiles"\n[[bays]]\nid = "b1"\nprofile = "strict"\n[[bays]]\nid = "b2"\n'
+    engine = build_engine(load_config(write(tmp_path, text)))
+    assert engine.effective_profile("b1").vitals["spo2"].low == 94
+    assert engine.effective_profile("b2").name == "ketamine-infusion"

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from alerts.evaluators import DelayedLimit, SatSeconds
+from alerts.evaluators import DelayedLimit, RateOfRise, SatSeconds
 
 NAN = math.nan
 
@@ -273,12 +273,12 @@ def test_delayed_limit_rejects_impossible_configurations(kwargs: dict[str, float
         DelayedLimit(1, **kwargs)  # type: ignore[arg-type]
 
 
-def test_step_rejects_wrong_shape_and_non_positive_dt() -> None:
+def test_step_rejects_wrong_shape_and_negative_dt() -> None:
     s = SatSeconds(2, low=LOW, setting=50)
     with pytest.raises(ValueError):
         s.step(np.array([90.0]), 1.0)
     with pytest.raises(ValueError):
-        s.step(np.array([90.0, 90.0]), 0.0)
+        s.step(np.array([90.0, 90.0]), -0.5)
     with pytest.raises(ValueError):
         SatSeconds(1, low=LOW, setting=0)
 
@@ -361,3 +361,65 @@ def test_satseconds_vectorised_equals_one_bay_at_a_time(series: list[list[float]
             assert started[b] == s1[0] and ended[b] == e1[0]
             assert together.index[b] == ev.index[0]
             assert together.reason[b] == ev.reason[0]
+
+
+# --- instant steps, per-bay parameters, immediate thresholds, rate of rise ------------------------------------
+
+
+def test_instant_step_applies_a_value_at_once_without_counting_time() -> None:
+    d = DelayedLimit(1, low=90, high=None, delay=5, clear_hysteresis=1)
+    assert d.step(np.array([85.0]), 0.0)[0].tolist() == [False]  # a delayed condition does not start on arrival
+    assert d.outside_time.tolist() == [0.0]
+    undelayed = DelayedLimit(1, low=90, high=None, delay=0, clear_hysteresis=1)
+    assert undelayed.step(np.array([85.0]), 0.0)[0].tolist() == [True]
+    assert undelayed.step(np.array([95.0]), 0.0)[1].tolist() == [True]  # and ends the moment the value is back
+
+
+def test_parameters_are_per_bay_and_nan_means_no_limit() -> None:
+    d = DelayedLimit(3, low=[90.0, 85.0, NAN], high=None, delay=[0.0, 0.0, 0.0], clear_hysteresis=1)
+    started, _ = d.step(np.array([87.0, 87.0, 10.0]), 1.0)
+    assert started.tolist() == [True, False, False]
+    s = SatSeconds(2, low=LOW, setting=[50.0, NAN])  # bay 2 has SatSeconds Off: a plain undelayed limit
+    started, _ = s.step(np.array([89.0, 89.0]), 1.0)
+    assert started.tolist() == [False, True]
+    assert s.reason.tolist() == ["", "plain"]
+
+
+def test_immediate_threshold_starts_a_delayed_limit_at_once() -> None:
+    d = DelayedLimit(2, low=90, high=None, delay=15, clear_hysteresis=1, low_immediate=80)
+    started, _ = d.step(np.array([80.0, 81.0]), 0.0)
+    assert started.tolist() == [True, False]  # at the floor: undelayed; above it the 15-s delay runs
+
+
+def test_reset_and_force_active() -> None:
+    d = DelayedLimit(2, low=90, high=None, delay=0, clear_hysteresis=1)
+    d.force_active([1])
+    assert d.active.tolist() == [False, True]
+    assert d.step(np.array([95.0, 95.0]), 1.0)[1].tolist() == [False, True]
+    s = SatSeconds(1, low=LOW, setting=100)
+    s.step(np.array([80.0]), 5.0)
+    s.reset([0])
+    assert s.index.tolist() == [0.0] and s.active.tolist() == [False]
+
+
+def test_rate_of_rise_compares_with_the_lowest_fresh_reading_in_the_window() -> None:
+    r = RateOfRise(1, rise=30, window=600, clear_hysteresis=5)
+    seen: list[tuple[bool, bool]] = []
+    # NIBP readings every 300 s: 120, 135, 151 (+31 over 600 s: alarm), then 140 (+20 < 25: ends)
+    for value in (120.0, 135.0, 151.0, 140.0):
+        s, e = r.step(np.array([value]), 300.0 if seen else 0.0, fresh=[True])
+        seen.append((bool(s[0]), bool(e[0])))
+        for _ in range(2):  # held between readings: the held value never enters the history twice
+            s, e = r.step(np.array([value]), 0.0)
+            seen.append((bool(s[0]), bool(e[0])))
+    starts = [i for i, (s, _) in enumerate(seen) if s]
+    ends = [i for i, (_, e) in enumerate(seen) if e]
+    assert starts == [6] and ends == [9]
+    assert r.rose_from.tolist() == [135.0]  # 120 left the window (600 s) when 140 arrived
+
+
+def test_rate_of_rise_ignores_readings_older_than_the_window() -> None:
+    r = RateOfRise(1, rise=30, window=600)
+    r.step(np.array([100.0]), 0.0, fresh=[True])
+    started, _ = r.step(np.array([140.0]), 601.0, fresh=[True])
+    assert started.tolist() == [False]

@@ -28,7 +28,7 @@ def test_recording_failed_starts_on_every_bay_and_ends(tmp_path: Path) -> None:
     assert [(a.bay, a.id, a.phase, a.priority) for a in started] == [
         ("bay1", "recording_failed", "start", "medium"), ("bay2", "recording_failed", "start", "medium")]
     assert s._recording_alarms(3.0) == []  # still failing: no repeat
-    assert {a.bay for a in s.engine.active() if a.id == "recording_failed"} == {"bay1", "bay2"}
+    assert {a.start.bay for a in s.engine.active() if a.start.id == "recording_failed"} == {"bay1", "bay2"}
     s.recorder.consecutive_failures = 0
     assert [(a.bay, a.phase) for a in s._recording_alarms(4.0)] == [("bay1", "end"), ("bay2", "end")]
     s.db.close()
@@ -47,5 +47,41 @@ def test_engine_exception_becomes_a_high_priority_alarm(tmp_path: Path, monkeypa
     s._decide(Observation("bay2", "ox2", "spo2", 97.0, None, 101.0))
     alarms = [p for p in published if getattr(p, "id", None) == "engine_failure"]
     assert [(a.bay, a.priority) for a in alarms] == [("bay2", "high")]  # once, not per sample
-    assert [a.id for a in s.engine.active("bay2")] == ["engine_failure"]  # so every snapshot shows it
+    assert [a.start.id for a in s.engine.active("bay2")] == ["engine_failure"]  # so every snapshot shows it
+    s.db.close()
+
+
+def test_a_failing_engine_tick_raises_the_failure_alarm_on_every_bay(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    s = service(tmp_path)
+    published: list[object] = []
+    monkeypatch.setattr(s.broadcast, "publish", published.append)
+
+    def broken(now: float) -> list[object]:
+        raise ValueError("bug")
+
+    monkeypatch.setattr(s.engine, "tick", broken)
+    s.tick()
+    s.tick()  # the ticks go on; the alarm is not repeated
+    alarms = [p for p in published if getattr(p, "id", None) == "engine_failure"]
+    assert sorted((a.bay, a.phase, a.priority) for a in alarms) == [  # type: ignore[attr-defined]
+        ("bay1", "start", "high"), ("bay2", "start", "high")]
+    s.db.close()
+
+
+async def test_an_observation_is_decided_within_one_short_tick_not_the_next_second(tmp_path: Path) -> None:
+    import asyncio
+
+    from monitor.model import AlarmEvent
+    from monitor.service import MIN_TICK_GAP
+
+    s = service(tmp_path)
+    published: list[object] = []
+    s.broadcast.publish = published.append  # type: ignore[method-assign]
+    for v in (97.0, 75.0, 76.0):  # three readings at once share one tick; 75 is below the desat floor (80)
+        s._decide(Observation("bay1", "ox1", "spo2", v, None, 100.0))
+    assert not [p for p in published if isinstance(p, AlarmEvent)]  # decided at the tick, not inside _decide
+    await asyncio.sleep(MIN_TICK_GAP * 5)
+    alarms = [p for p in published if isinstance(p, AlarmEvent)]
+    assert [(a.id, a.phase, a.value) for a in alarms] == [("spo2_low", "start", 76.0)]  # the latest value counts
     s.db.close()
