@@ -26,7 +26,6 @@ How it decides
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from alerts.conditions import ConditionSet, Fired, Slot, threshold
-from alerts.evaluators import RateOfRise, SatSeconds
+from alerts.evaluators import DelayedLimit, RateOfRise, SatSeconds
 from alerts.lifecycle import ActiveAlarm, Lifecycle, LifecycleSettings
 from alerts.profile import Profile, ProfileError, builtin_profiles
 from alerts.rules import TECHNICAL_PRIORITY, TECHNICAL_TEXT
@@ -50,6 +49,7 @@ PHASE_PROFILES: Mapping[str, str] = {"baseline": "ketamine-infusion", "infusion"
 INVALIDATING = frozenset({Condition.SENSOR_OFF, Condition.NO_DATA, Condition.DEVICE_LOST, Condition.SENSOR_FAULT,
                           Condition.INVALID_VALUE})
 NOT_CURRENT_PRIORITY: Priority = "medium"
+BASELINE_SAMPLES = 64  # readings kept per vital to learn a baseline, spread evenly over the baseline window
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +61,22 @@ class WatchedDevice:
     silent_after: float = 10.0
 
 
+def _continued(elapsed: list[Fired], arrived: list[Fired]) -> None:
+    """A condition that ended over the elapsed time and starts again on the values that just arrived (a fast rise
+    whose low reading left its window as a new high one came in) did not end: drop both edges, in place."""
+    ends = {(id(f.slot), int(r)) for f in elapsed for r in f.ended}
+    again = {(id(f.slot), int(r)) for f in arrived for r in f.started} & ends
+    if not again:
+        return
+    for f in elapsed:
+        f.ended = np.array([r for r in f.ended if (id(f.slot), int(r)) not in again], dtype=np.intp)
+    for f in arrived:
+        f.started = np.array([r for r in f.started if (id(f.slot), int(r)) not in again], dtype=np.intp)
+
+
 def _fmt(value: float) -> str:
-    return f"{value:.0f}" if float(value).is_integer() or abs(value) >= 10 else f"{value:.1f}"
+    """A value as a nurse reads it: whole numbers without decimals, else one (49.9 stays 49.9, never 50)."""
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
 
 
 class AlarmEngine:
@@ -96,12 +110,20 @@ class AlarmEngine:
         self._stale_after = np.full((n, v), np.inf)
         self._stale = np.zeros((n, v), dtype=np.bool_)  # NOT CURRENT is active
         self._explained: dict[tuple[int, int], set[str]] = {}  # no value because of these technical alarms
-        self._source: dict[tuple[int, int], str] = {}  # (bay row, column) -> device of the current value
-        self._pending: dict[tuple[int, int], tuple[float, float | None, str | None]] = {}  # value, time, device
+        self._device_ids: dict[str, int] = {}
+        self._device_names: list[str] = []
+        self._source = np.full((n, v), -1, dtype=np.intp)  # device (index) of the current value; -1: none
+        # readings (or NaN: "no value") received since the last tick; the latest per bay and vital wins
+        self._pend = np.zeros((n, v), dtype=np.bool_)
+        self._pend_value = np.full((n, v), np.nan)
+        self._pend_time = np.full((n, v), np.nan)
+        self._pend_device = np.full((n, v), -1, dtype=np.intp)
         self._baselines = np.full((n, v), np.nan)
         self._baseline_set = np.zeros((n, v), dtype=np.bool_)  # by a user, not learnt
-        self._learning: dict[tuple[int, int], list[float]] = {}
-        self._learn_from = np.full((n, v), np.nan)
+        self._baseline_window = np.full(n, 300.0)
+        self._learn_from = np.full((n, v), np.nan)  # when learning began (first reading); NaN: not begun
+        self._learn_n = np.zeros((n, v), dtype=np.intp)
+        self._learn_samples = np.full((n, v, BASELINE_SAMPLES), np.nan)
         self._profile_name = {b: (bay_profiles or {}).get(b, default_profile) for b in self.bays}
         self._overrides: dict[str, dict[str, dict[str, Any]]] = {b: {} for b in self.bays}
         self._effective: dict[str, Profile] = {}
@@ -125,23 +147,56 @@ class AlarmEngine:
         row, col = self._row.get(obs.bay), self._col.get(obs.vital)
         if row is None or col is None or math.isnan(obs.value):
             return
-        self._pending[(row, col)] = (obs.value, obs.receive_time, obs.device)
+        self._pend[row, col] = True
+        self._pend_value[row, col] = obs.value
+        self._pend_time[row, col] = obs.receive_time
+        self._pend_device[row, col] = self._device_id(obs.device)
+
+    def observe_block(self, values: np.ndarray[Any, np.dtype[np.float64]], time: float,
+                      device: str | None = None) -> None:
+        """Take in many readings at once: `values` is bays x VITAL_KEYS (NaN = no reading in this block), all
+        received at `time` (e.g. a gateway's batch, a replayed row, a benchmark)."""
+        v = np.asarray(values, dtype=np.float64)
+        if v.shape != self._values.shape:
+            raise ValueError(f"values must have shape {self._values.shape}, got {v.shape}")
+        got = ~np.isnan(v)
+        self._pend |= got
+        self._pend_value[got] = v[got]
+        self._pend_time[got] = time
+        self._pend_device[got] = -1 if device is None else self._device_id(device)
 
     def missing(self, bay: str, vital: str, device: str | None = None) -> None:
         """The bay's vital has no value from now (e.g. an empty trace cell); from `device`'s, if given."""
         row, col = self._row.get(bay), self._col.get(vital)
         if row is None or col is None:
             return
-        pend = self._pending.get((row, col))
-        source = pend[2] if pend is not None else self._source.get((row, col))
-        if device is None or source == device:
-            self._pending[(row, col)] = (math.nan, None, None)
+        if device is None or self._current_source(row, col) == self._device_ids.get(device, -2):
+            self._set_missing(row, col)
+
+    def _device_id(self, device: str) -> int:
+        i = self._device_ids.get(device)
+        if i is None:
+            i = self._device_ids[device] = len(self._device_names)
+            self._device_names.append(device)
+        return i
+
+    def _current_source(self, row: int, col: int) -> int:
+        """The device of the value the bay's vital will have after the pending readings: -1 for none."""
+        return int(self._pend_device[row, col] if self._pend[row, col] else self._source[row, col])
+
+    def _set_missing(self, row: int, col: int) -> None:
+        self._pend[row, col] = True
+        self._pend_value[row, col] = np.nan
+        self._pend_time[row, col] = np.nan
+        self._pend_device[row, col] = -1
 
     def technical(self, status: TechnicalStatus) -> list[AlarmEvent]:
         """A device's technical condition started or ended: a technical alarm, at once."""
         alarm_id = f"{status.condition.value}:{status.device}" + (f":{status.vital}" if status.vital else "")
         if status.active and status.condition in INVALIDATING:
-            self._invalidate(status.bay, status.device, status.vital, alarm_id)
+            # a low-priority condition does not stand in for NOT CURRENT (medium) while the value is missing
+            explains = TECHNICAL_PRIORITY[status.condition] != "low"
+            self._invalidate(status.bay, status.device, status.vital, alarm_id if explains else None)
         if not status.active:
             for key in [k for k, ids in self._explained.items() if alarm_id in ids]:
                 self._explained[key].discard(alarm_id)
@@ -180,10 +235,12 @@ class AlarmEngine:
         self._now = max(self._now, now)
         now = self._now
         events: list[AlarmEvent] = []
-        events += self._fired(self.conditions.step(self._values, dt), now)  # the elapsed time, old values
+        elapsed = self.conditions.step(self._values, dt)  # the elapsed time, with the values that were current
         fresh = self._take_pending(now)
-        events += self._staleness(now)
-        events += self._fired(self.conditions.step(self._values, 0.0, fresh), now)  # the new values, at once
+        stale = self._staleness(now)
+        arrived = self.conditions.step(self._values, 0.0, fresh)  # the new values, at once
+        _continued(elapsed, arrived)
+        events += self._fired(elapsed, now) + stale + self._fired(arrived, now)
         self._learn_baselines(fresh, now)
         events += self._silence(now)
         events += self.life.tick(now)
@@ -194,22 +251,18 @@ class AlarmEngine:
             s.evaluator.time = now
 
     def _take_pending(self, now: float) -> np.ndarray[Any, np.dtype[np.bool_]]:
-        fresh = np.zeros(self._values.shape, dtype=np.bool_)
-        for (row, col), (value, at, device) in self._pending.items():
-            self._values[row, col] = value
-            if math.isnan(value):
-                self._source.pop((row, col), None)
-                continue
-            fresh[row, col] = True
-            self._explained.pop((row, col), None)
-            self._read_at[row, col] = at if at is not None else now
-            if device is not None:
-                self._source[(row, col)] = device
-            if not self._baseline_set[row, col] and math.isnan(self._baselines[row, col]):
-                self._learning.setdefault((row, col), []).append(value)
-                if math.isnan(self._learn_from[row, col]):
-                    self._learn_from[row, col] = now
-        self._pending.clear()
+        """Apply the readings (and "no value"s) received since the last tick; returns where a reading is new."""
+        got = self._pend
+        if not got.any():
+            return np.zeros(self._values.shape, dtype=np.bool_)
+        self._values[got] = self._pend_value[got]
+        fresh: np.ndarray[Any, np.dtype[np.bool_]] = got & ~np.isnan(self._pend_value)
+        self._source[got] = np.where(fresh, self._pend_device, -1)[got]
+        self._read_at[fresh] = self._pend_time[fresh]
+        if self._explained:
+            for key in [k for k in self._explained if fresh[k]]:
+                del self._explained[key]
+        self._pend = np.zeros(self._values.shape, dtype=np.bool_)
         return fresh
 
     def _staleness(self, now: float) -> list[AlarmEvent]:
@@ -255,7 +308,7 @@ class AlarmEngine:
                 reason = str(ev.reason[row])
                 text += {"floor": " (desat)", "index": f" (SatSeconds {ev.setting[row]:g})",
                          "crossings": " (3 dips in 60 s)"}.get(reason, "")
-            elif value <= float(ev.low_immediate[row]):
+            elif isinstance(ev, DelayedLimit) and value <= float(ev.low_immediate[row]):
                 text += " (desat)"
         elif s.kind == "high":
             text = f"{short} HIGH {_fmt(value)} > {_fmt(limit or 0)}"
@@ -271,8 +324,9 @@ class AlarmEngine:
             window = float(s.evaluator.window[row])
             text = f"{short} RISE +{_fmt(value - low)} in {window / 60:g} min (from {_fmt(low)})"
         priority: Priority = s.priority[row]
+        source = int(self._source[row, s.column])
         return AlarmEvent(self.bays[row], s.alarm_id, "start", "physiological", priority, at, text, s.vital,
-                          value, limit, self._source.get((row, s.column)))
+                          value, limit, self._device_names[source] if source >= 0 else None)
 
     def _silence(self, now: float) -> list[AlarmEvent]:
         never = np.isnan(self._last_heard)
@@ -288,45 +342,57 @@ class AlarmEngine:
                                 detail=f"nothing received for {d.silent_after:g} s"))
         return events
 
-    def _invalidate(self, bay: str, device: str, vital: str | None, alarm_id: str) -> None:
+    def _invalidate(self, bay: str, device: str, vital: str | None, alarm_id: str | None) -> None:
         """The device's values (of `vital`, or all) are no longer the patient's: the vitals it supplied have no
         value from now, explained by technical alarm `alarm_id` (so NOT CURRENT does not repeat it)."""
         row = self._row.get(bay)
         if row is None:
             return
         cols = [self._col[vital]] if vital in self._col else range(len(VITAL_KEYS))
+        dev = self._device_ids.get(device, -2)
         for col in cols:
-            pend = self._pending.get((row, col))
-            source = pend[2] if pend is not None else self._source.get((row, col))
-            if source == device or (vital is not None and source is None):
-                self._pending[(row, col)] = (math.nan, None, None)
-                self._explained.setdefault((row, col), set()).add(alarm_id)
+            source = self._current_source(row, col)
+            if source == dev or (vital is not None and source == -1):
+                self._set_missing(row, col)
+                if alarm_id is not None:
+                    self._explained.setdefault((row, col), set()).add(alarm_id)
 
     # --- baselines ----------------------------------------------------------------------------------------
 
     def _learn_baselines(self, fresh: np.ndarray[Any, np.dtype[np.bool_]], now: float) -> None:
-        done = []
-        for (row, col), samples in self._learning.items():
-            window = self.effective_profile(self.bays[row]).baseline_window
-            if now - self._learn_from[row, col] >= window:
-                done.append((row, col))
-                self._baselines[row, col] = statistics.median(samples)
-        for row, col in done:
-            del self._learning[(row, col)]
-        for row in {r for r, _ in done}:
+        """A vital with no baseline set learns one: the median of up to BASELINE_SAMPLES readings spread over the
+        profile's baseline window from its first reading."""
+        learning = ~self._baseline_set & np.isnan(self._baselines)
+        window = self._baseline_window[:, None]
+        begin = fresh & learning & np.isnan(self._learn_from)
+        self._learn_from[begin] = now
+        with np.errstate(invalid="ignore"):
+            elapsed = now - self._learn_from
+            due = elapsed >= self._learn_n * window / BASELINE_SAMPLES - 1e-9
+        take = fresh & learning & (self._learn_n < BASELINE_SAMPLES) & due
+        if take.any():
+            rows, cols = np.nonzero(take)
+            self._learn_samples[rows, cols, self._learn_n[rows, cols]] = self._values[rows, cols]
+            self._learn_n[rows, cols] += 1
+        with np.errstate(invalid="ignore"):
+            done = learning & (self._learn_n > 0) & (elapsed >= window)
+        if not done.any():
+            return
+        rows, cols = np.nonzero(done)
+        self._baselines[rows, cols] = np.nanmedian(self._learn_samples[rows, cols], axis=1)
+        self._learn_samples[rows, cols] = np.nan
+        self._learn_n[rows, cols] = 0
+        for row in sorted(set(rows.tolist())):
             self._configure(self.bays[row], now)
 
     def set_baseline(self, bay: str, vital: str, value: float | None, now: float) -> None:
         """Set (or, with None, forget and learn again) the baseline of a bay's vital."""
         row, col = self._row[bay], self._col[vital]
-        if value is None:
-            self._baselines[row, col] = np.nan
-            self._baseline_set[row, col] = False
-            self._learn_from[row, col] = np.nan
-        else:
-            self._baselines[row, col] = value
-            self._baseline_set[row, col] = True
-            self._learning.pop((row, col), None)
+        self._learn_from[row, col] = np.nan
+        self._learn_n[row, col] = 0
+        self._learn_samples[row, col] = np.nan
+        self._baselines[row, col] = np.nan if value is None else value
+        self._baseline_set[row, col] = value is not None
         self._configure(bay, now)
 
     def baselines(self, bay: str) -> dict[str, float]:
@@ -384,6 +450,7 @@ class AlarmEngine:
         watched = np.array([k in profile.vitals for k in VITAL_KEYS])
         stale_after = np.array([profile.stale_after(k) for k in VITAL_KEYS])
         self._stale_after[row] = np.where(watched, stale_after, np.inf)
+        self._baseline_window[row] = profile.baseline_window
         return self._configure(bay, now)
 
     def _configure(self, bay: str, now: float) -> list[AlarmEvent]:

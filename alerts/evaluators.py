@@ -61,11 +61,12 @@ Mechanics from reference §3.1 with the Nellcor N-395 / Mindray / Edan magnitude
   grows nor shrinks the index.
 - Starts (reason "index") when index >= `setting` (settings in use: 10, 25, 50, 100, §3.1).
 - Safety net (reason "crossings"): `crossings` (3) or more separate limit crossings within `window` (60) s start the
-  alarm even if the index is below the setting (GE CARESCAPE One, Mindray BeneHeart, §3.1). A crossing is *entering*
-  below the limit: a below value whose last known (non-NaN) value was not below; a NaN between two below values is no
-  crossing; the first below value a bay ever reports counts as one. The crossing's time is the start of its tick;
-  the rule is checked when a crossing happens (the k-th crossing within `window` of the (k-2)-th earlier one).
-  The crossing history is kept across alarms: repeated dips keep triggering the safety net.
+  alarm even if the index is below the setting (GE CARESCAPE One; Comen reports it as medium priority, §3.1). A
+  crossing is *entering* below the limit: a below value whose last known (non-NaN) value was not below; a NaN
+  between two below values is no crossing; the first below value a bay ever reports counts as one. The crossing's
+  time is the start of its tick; the rule is checked when a crossing happens (the k-th crossing within `window` of
+  the (k-2)-th earlier one). The crossing history is kept across alarms: repeated dips keep triggering the safety
+  net.
 - Floor (reason "floor"): a value <= `low - floor_offset` starts the alarm at once; SatSeconds does not delay the
   Desat/critical-low alarm (Mindray Passport V, §3.1; Masimo/Philips likewise alarm at once beyond a rapid-desat or
   desat limit, §3.2, §3.3). The default offset 10 is Masimo's larger Rapid Desat choice (§3.2).

@@ -13,10 +13,12 @@ between its start and its end, decided here and only here.
   acknowledged alarm every 2-3 min, reference §1.6; the Philips recall shows what indefinite silencing costs).
 - Audio pause silences a bay's sounding alarms for at most `audio_pause` s (ISO 80601-2-61: <= 2 min for SpO2;
   Masimo's default 120 s); it ends early when a user resumes audio. An alarm that starts during a pause sounds (a
-  pause covers what was sounding when it was asked for; Dräger: a new condition still sounds).
+  pause covers what was sounding when it was asked for. Dräger lets a new higher-priority condition sound through a
+  pause, reference §1.6; we let every new alarm sound, which is the safer side).
 - Escalation: an alarm of a priority with escalation times that is not acknowledged `escalate_after[k]` s after
   its start yields an "escalated" event of level k+1 (for the notifiers, e.g. to the charge nurse). An audio pause
-  does not stop escalation; acknowledging, or the alarm ending, does.
+  does not stop escalation; acknowledging, or the alarm ending, does. After a reminder the alarm is
+  unacknowledged again and escalates anew from level 1, counting from the reminder.
 - Every transition is an AlarmEvent with its time and, for user actions, who (`by`), for the audit log.
 
 Pure and clock-injected: every method takes `now`.
@@ -64,6 +66,11 @@ class ActiveAlarm:
     reminder_at: float | None = None
     paused_until: float | None = None
     escalation: int = 0
+    unacknowledged_since: float | None = None  # escalation counts from here: the start, or the last reminder
+
+    def __post_init__(self) -> None:
+        if self.unacknowledged_since is None:
+            self.unacknowledged_since = self.start.time
 
     @property
     def acknowledged(self) -> bool:
@@ -157,10 +164,12 @@ class Lifecycle:
             if alarm.acknowledged and alarm.condition_active and alarm.reminder_at is not None \
                     and now >= alarm.reminder_at:
                 alarm.acknowledged_by = alarm.acknowledged_at = alarm.reminder_at = None
+                alarm.unacknowledged_since, alarm.escalation = now, 0  # escalates again if nobody answers
                 out.append(self._event(alarm, "reminder", now))
             times = self.settings.escalate_after.get(alarm.start.priority, ())
-            if not alarm.acknowledged and alarm.escalation < len(times) \
-                    and now - alarm.start.time >= times[alarm.escalation]:
+            since = alarm.unacknowledged_since if alarm.unacknowledged_since is not None else alarm.start.time
+            while not alarm.acknowledged and alarm.escalation < len(times) \
+                    and now - since >= times[alarm.escalation]:
                 alarm.escalation += 1
                 out.append(self._event(alarm, "escalated", now, level=alarm.escalation))
         return out

@@ -46,6 +46,7 @@ DEFAULT_STALE: Mapping[str, float] = {
 NON_CONTINUOUS = frozenset({"nibp_sys", "nibp_dia", "nibp_map"})  # delays do not apply (reference §3.4)
 
 SatSecondsSetting = Literal[0, 10, 25, 50, 100]
+LIMIT_FIELDS = ("low", "high", "above_baseline", "below_baseline", "rise", "desat_floor")
 
 
 class ProfileError(Exception):
@@ -122,9 +123,19 @@ class Profile(_Strict):
         return DEFAULT_STALE.get(vital, 30.0)
 
     def with_overrides(self, overrides: Mapping[str, Mapping[str, Any]]) -> Profile:
-        """This profile with some fields of some vitals replaced (a patient's own limits); validated again."""
+        """This profile with some fields of some vitals replaced (a patient's own limits); validated again.
+
+        An override changes a limit but never removes one the profile has (no indefinite silencing of a
+        physiological alarm, reference §1.6): to watch a patient without it, choose another profile."""
         vitals: dict[str, Any] = {k: v.model_dump(exclude_defaults=True) for k, v in self.vitals.items()}
         for vital, changes in overrides.items():
+            if not isinstance(changes, Mapping):
+                raise ProfileError(f"{self.name} (overridden): vitals.{vital}: give a table of fields to change")
+            have = self.vitals.get(vital)
+            for key in LIMIT_FIELDS:
+                if key in changes and changes[key] is None and have is not None and getattr(have, key) is not None:
+                    raise ProfileError(f"{self.name} (overridden): vitals.{vital}.{key}: an override cannot remove "
+                                       f"a limit of the profile; choose another profile for that")
             vitals[vital] = {**vitals.get(vital, {}), **changes}
         return parse_profile({**self.model_dump(exclude={"vitals"}), "vitals": vitals}, f"{self.name} (overridden)")
 
