@@ -61,17 +61,15 @@ class WatchedDevice:
     silent_after: float = 10.0
 
 
-def _continued(elapsed: list[Fired], arrived: list[Fired]) -> None:
-    """A condition that ended over the elapsed time and starts again on the values that just arrived (a fast rise
-    whose low reading left its window as a new high one came in) did not end: drop both edges, in place."""
-    ends = {(id(f.slot), int(r)) for f in elapsed for r in f.ended}
-    again = {(id(f.slot), int(r)) for f in arrived for r in f.started} & ends
-    if not again:
-        return
-    for f in elapsed:
-        f.ended = np.array([r for r in f.ended if (id(f.slot), int(r)) not in again], dtype=np.intp)
-    for f in arrived:
-        f.started = np.array([r for r in f.started if (id(f.slot), int(r)) not in again], dtype=np.intp)
+@dataclass(frozen=True, slots=True)
+class _Edge:
+    """A condition's start (with its event) or end (with the value then) found in one evaluator step."""
+
+    alarm_id: str
+    row: int
+    time: float
+    value: float | None
+    start: AlarmEvent | None
 
 
 def _fmt(value: float) -> str:
@@ -93,7 +91,10 @@ class AlarmEngine:
         lifecycle: LifecycleSettings | None = None,
         phase_profiles: Mapping[str, str] | None = None,
         t0: float | None = None,
+        hold: float = 0.0,
     ) -> None:
+        """`hold`: every reading stays current for at least this long whatever the profile's `stale_after` (a
+        replayed trace sampled once a minute holds each value until its next row)."""
         self.bays = list(bays)
         self._row = {b: i for i, b in enumerate(self.bays)}
         if len(self._row) != len(self.bays):
@@ -108,10 +109,12 @@ class AlarmEngine:
         self._values = np.full((n, v), np.nan)  # the value each bay's vital has now (NaN = none)
         self._read_at = np.full((n, v), np.nan)  # when that vital's last reading arrived
         self._stale_after = np.full((n, v), np.inf)
+        self._expire_at = np.full((n, v), np.inf)  # the held value stops counting then (a technical condition)
         self._stale = np.zeros((n, v), dtype=np.bool_)  # NOT CURRENT is active
         self._explained: dict[tuple[int, int], set[str]] = {}  # no value because of these technical alarms
         self._device_ids: dict[str, int] = {}
         self._device_names: list[str] = []
+        self._watched_of = np.zeros(0, dtype=np.intp)  # device index -> its WatchedDevice index, or -1
         self._source = np.full((n, v), -1, dtype=np.intp)  # device (index) of the current value; -1: none
         # readings (or NaN: "no value") received since the last tick; the latest per bay and vital wins
         self._pend = np.zeros((n, v), dtype=np.bool_)
@@ -128,6 +131,7 @@ class AlarmEngine:
         self._overrides: dict[str, dict[str, dict[str, Any]]] = {b: {} for b in self.bays}
         self._effective: dict[str, Profile] = {}
         self._now = t0
+        self._hold = float(hold)
         self.conditions = ConditionSet(n, self._col, t0=t0 or 0.0)
         self.life = Lifecycle(lifecycle)
         self._devices = list(devices)
@@ -145,7 +149,10 @@ class AlarmEngine:
         """Take in a reading; it counts from the next `tick` (call one soon for a prompt decision)."""
         self.heard(obs.device, obs.receive_time)
         row, col = self._row.get(obs.bay), self._col.get(obs.vital)
-        if row is None or col is None or math.isnan(obs.value):
+        if row is None or col is None:
+            return
+        if math.isnan(obs.value):  # a device's NaN is its "no value": missing, never the old value held on
+            self.missing(obs.bay, obs.vital, obs.device)
             return
         self._pend[row, col] = True
         self._pend_value[row, col] = obs.value
@@ -178,6 +185,7 @@ class AlarmEngine:
         if i is None:
             i = self._device_ids[device] = len(self._device_names)
             self._device_names.append(device)
+            self._watched_of = np.append(self._watched_of, self._device_index.get(device, -1))
         return i
 
     def _current_source(self, row: int, col: int) -> int:
@@ -196,7 +204,7 @@ class AlarmEngine:
         if status.active and status.condition in INVALIDATING:
             # a low-priority condition does not stand in for NOT CURRENT (medium) while the value is missing
             explains = TECHNICAL_PRIORITY[status.condition] != "low"
-            self._invalidate(status.bay, status.device, status.vital, alarm_id if explains else None)
+            self._invalidate(status.bay, status.device, status.vital, alarm_id if explains else None, status.time)
         if not status.active:
             for key in [k for k, ids in self._explained.items() if alarm_id in ids]:
                 self._explained[key].discard(alarm_id)
@@ -231,20 +239,68 @@ class AlarmEngine:
         if self._now is None:
             self._now = now
             self._reset_clocks(now)
-        dt = max(0.0, now - self._now)
+        start = self._now
         self._now = max(self._now, now)
         now = self._now
-        events: list[AlarmEvent] = []
-        elapsed = self.conditions.step(self._values, dt)  # the elapsed time, with the values that were current
+        # 1. the elapsed time, with the values that were current; a held value that stopped being current meanwhile
+        #    (stale, its sensor off, its device silent) counts only until then
+        elapsed: list[_Edge] = []
+        t = start
+        for until, expired in self._expiries(start, now):
+            elapsed += self._edges(self.conditions.step(self._values, until - t), until)
+            self._values[expired] = np.nan  # (its source stays: a technical alarm of that device may explain it)
+            t = until
+        elapsed += self._edges(self.conditions.step(self._values, now - t), now)
+        self._expire_at.fill(np.inf)
+        # 2. the readings received since, applied at once
         fresh = self._take_pending(now)
         stale = self._staleness(now)
-        arrived = self.conditions.step(self._values, 0.0, fresh)  # the new values, at once
-        _continued(elapsed, arrived)
-        events += self._fired(elapsed, now) + stale + self._fired(arrived, now)
+        arrived = self._edges(self.conditions.step(self._values, 0.0, fresh), now)
+        # a condition that ended over the elapsed time and starts again on the new values did not end
+        again = {(e.alarm_id, e.row) for e in arrived if e.start is not None} & \
+            {(e.alarm_id, e.row) for e in elapsed if e.start is None}
+        events: list[AlarmEvent] = []
+        for e in elapsed + arrived:
+            if (e.alarm_id, e.row) in again:
+                continue
+            if e.start is not None:
+                events += self.life.condition_started(e.start)
+            else:
+                events += self.life.condition_ended(self.bays[e.row], e.alarm_id, e.time, e.value)
+        events += stale
         self._learn_baselines(fresh, now)
         events += self._silence(now)
         events += self.life.tick(now)
         return events
+
+    def _expiries(self, start: float, now: float) -> list[tuple[float, np.ndarray[Any, np.dtype[np.bool_]]]]:
+        """When, within (start, now], held values stop being current, and which: [(time, mask)] in time order."""
+        with np.errstate(invalid="ignore"):
+            until = np.fmin(self._read_at + self._stale_after, self._expire_at)  # NaN read_at: expire_at only
+        if self._devices and self._device_names:
+            silent_at = np.full(len(self._device_names), np.inf)
+            watched = self._watched_of >= 0
+            heard = self._last_heard[self._watched_of[watched]] + self._silent_after[self._watched_of[watched]]
+            silent_at[watched] = np.where(np.isnan(heard), np.inf, heard)
+            until = np.fmin(until, np.where(self._source >= 0, silent_at[np.maximum(self._source, 0)], np.inf))
+        due = ~np.isnan(self._values) & (until <= now)
+        if not due.any():
+            return []
+        at = np.clip(until, start, now)
+        return [(float(t), due & (at == t)) for t in np.unique(at[due])]
+
+    def _edges(self, fired: list[Fired], at: float) -> list[_Edge]:
+        """The starts and ends of one step, with the values they were decided on."""
+        out: list[_Edge] = []
+        for f in fired:
+            s = f.slot
+            for row in f.ended:
+                value = float(self._values[row, s.column])
+                out.append(_Edge(s.alarm_id, int(row), at, None if math.isnan(value) else value, None))
+            for row in f.started:
+                r = int(row)
+                out.append(_Edge(s.alarm_id, r, at, None, self._start_event(s, r, float(f.crossing_time[r]))))
+        return out
 
     def _reset_clocks(self, now: float) -> None:
         for s in self.conditions:
@@ -277,24 +333,13 @@ class AlarmEngine:
             alarm_id = f"not_current:{vital}"
             if stale[row, col]:
                 after = self._stale_after[row, col]
+                since = min(now, float(self._read_at[row, col] + after))
                 events += self.life.condition_started(AlarmEvent(
-                    bay, alarm_id, "start", "technical", NOT_CURRENT_PRIORITY, now,
+                    bay, alarm_id, "start", "technical", NOT_CURRENT_PRIORITY, since,
                     f"{VITALS[vital].short} NOT CURRENT: no reading for {after:g} s", vital))
             else:
                 events += self.life.condition_ended(bay, alarm_id, now)
         self._stale = stale
-        return events
-
-    def _fired(self, fired: list[Fired], now: float) -> list[AlarmEvent]:
-        events: list[AlarmEvent] = []
-        for f in fired:
-            s = f.slot
-            for row in f.ended:
-                value = self._values[row, s.column]
-                events += self.life.condition_ended(self.bays[row], s.alarm_id, now,
-                                                    None if math.isnan(value) else float(value))
-            for row in f.started:
-                events += self.life.condition_started(self._start_event(s, int(row), float(f.crossing_time[row])))
         return events
 
     def _start_event(self, s: Slot, row: int, at: float) -> AlarmEvent:
@@ -323,7 +368,7 @@ class AlarmEngine:
             low = float(s.evaluator.rose_from[row])
             window = float(s.evaluator.window[row])
             text = f"{short} RISE +{_fmt(value - low)} in {window / 60:g} min (from {_fmt(low)})"
-        priority: Priority = s.priority[row]
+        priority: Priority = str(s.priority[row])  # type: ignore[assignment]
         source = int(self._source[row, s.column])
         return AlarmEvent(self.bays[row], s.alarm_id, "start", "physiological", priority, at, text, s.vital,
                           value, limit, self._device_names[source] if source >= 0 else None)
@@ -342,7 +387,7 @@ class AlarmEngine:
                                 detail=f"nothing received for {d.silent_after:g} s"))
         return events
 
-    def _invalidate(self, bay: str, device: str, vital: str | None, alarm_id: str | None) -> None:
+    def _invalidate(self, bay: str, device: str, vital: str | None, alarm_id: str | None, at: float) -> None:
         """The device's values (of `vital`, or all) are no longer the patient's: the vitals it supplied have no
         value from now, explained by technical alarm `alarm_id` (so NOT CURRENT does not repeat it)."""
         row = self._row.get(bay)
@@ -353,6 +398,9 @@ class AlarmEngine:
         for col in cols:
             source = self._current_source(row, col)
             if source == dev or (vital is not None and source == -1):
+                held = int(self._source[row, col])
+                if held == dev or held == -1:  # the value held now stops counting at `at`, not at the next tick
+                    self._expire_at[row, col] = min(self._expire_at[row, col], at)
                 self._set_missing(row, col)
                 if alarm_id is not None:
                     self._explained.setdefault((row, col), set()).add(alarm_id)
@@ -427,6 +475,9 @@ class AlarmEngine:
     def set_overrides(self, bay: str, overrides: Mapping[str, Mapping[str, Any]], now: float) -> list[AlarmEvent]:
         """Replace the patient's own changes to the bay's profile (e.g. {"spo2": {"low": 88}}); validated."""
         self._row[bay]
+        for vital, changes in overrides.items():
+            if not isinstance(changes, Mapping):
+                raise ProfileError(f"overrides: {vital}: give a table of fields to change, not {changes!r}")
         old = self._overrides[bay]
         self._overrides[bay] = {k: dict(v) for k, v in overrides.items()}
         try:
@@ -448,14 +499,15 @@ class AlarmEngine:
         self._effective[bay] = profile
         row = self._row[bay]
         watched = np.array([k in profile.vitals for k in VITAL_KEYS])
-        stale_after = np.array([profile.stale_after(k) for k in VITAL_KEYS])
+        stale_after = np.array([max(profile.stale_after(k), self._hold) for k in VITAL_KEYS])
         self._stale_after[row] = np.where(watched, stale_after, np.inf)
         self._baseline_window[row] = profile.baseline_window
         return self._configure(bay, now)
 
     def _configure(self, bay: str, now: float) -> list[AlarmEvent]:
         row = self._row[bay]
-        removed = self.conditions.configure(row, self._effective[bay], self.baselines(bay), self._now or now)
+        removed = self.conditions.configure(row, self._effective[bay], self.baselines(bay),
+                                            self._now if self._now is not None else now)
         events: list[AlarmEvent] = []
         for s in removed:
             events += self.life.condition_ended(bay, s.alarm_id, now)

@@ -223,7 +223,7 @@ class DelayedLimit:
             outside = below | above
             # back inside by the hysteresis on every side this bay has (a NaN limit clears trivially)
             clear = present & ~(v < self.low + self.clear_hysteresis) & ~(v > self.high - self.clear_hysteresis)
-            immediate = (v <= self.low_immediate) | (v >= self.high_immediate)
+            immediate = (below & (v <= self.low_immediate)) | (above & (v >= self.high_immediate))
         inside = present & ~outside
         idle = ~self._active
 

@@ -92,13 +92,17 @@ class Lifecycle:
     # --- the condition's edges ----------------------------------------------------------------------------
 
     def condition_started(self, event: AlarmEvent) -> list[AlarmEvent]:
-        """The condition behind `event` started. A latched alarm of the same id becomes a fresh occurrence."""
+        """The condition behind `event` started. A latched alarm of the same id ends and a fresh occurrence
+        starts (so every start has its end in the record)."""
         key = (event.bay, event.id)
         alarm = self._active.get(key)
         if alarm is not None and alarm.condition_active:
             return []
+        out = []
+        if alarm is not None:  # latched and not yet acknowledged: that occurrence ends as the new one starts
+            out.append(self._event(alarm, "end", event.time))
         self._active[key] = ActiveAlarm(event)
-        return [event]
+        return [*out, event]
 
     def condition_ended(self, bay: str, alarm_id: str, now: float, value: float | None = None) -> list[AlarmEvent]:
         alarm = self._active.get((bay, alarm_id))

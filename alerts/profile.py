@@ -54,7 +54,8 @@ class ProfileError(Exception):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: `low = "90"` or `satseconds = false` in a profile is a mistake to name, not a value to guess
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class VitalAlarms(_Strict):
@@ -110,6 +111,8 @@ class Profile(_Strict):
         for key, alarms in vitals.items():
             if key not in VITALS:
                 raise ValueError(f"unknown vital {key!r}; known: {', '.join(VITALS)}")
+            if alarms.satseconds and (alarms.delay or alarms.clear_delay):
+                raise ValueError(f"{key}: SatSeconds replaces the alarm delay: give satseconds or delay, not both")
             if key != "spo2" and (alarms.satseconds or alarms.desat_floor is not None):
                 raise ValueError(f"{key}: satseconds and desat_floor apply to spo2 only")
             if key in NON_CONTINUOUS and (alarms.delay or alarms.clear_delay):
