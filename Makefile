@@ -47,8 +47,8 @@ browser: venv system-deps
 test: venv system-deps lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider tests
 
-bench: venv system-deps
-	@echo "no benchmarks yet (issue 8)"
+bench: venv
+	$(BIN)/python bench/engine.py
 
 fuzz: venv
 	@echo "no long fuzzing yet (issue 8)"

@@ -1,8 +1,11 @@
 """The physiological alarm conditions of every bay as vectorised evaluators, configured per bay from its profile.
 
-One `Slot` is one alarm condition kind of one vital over all N bays (e.g. `nibp_sys_high`), backed by one
+One `Slot` is one alarm condition kind of one vital over all N bays (e.g. `nibp_sys_high`), backed by an
 evaluator whose thresholds are per-bay arrays: each bay's row is set from that bay's effective profile (NaN where
-the profile has no such limit), so bays on different profiles share one evaluator and one numpy step.
+the profile has no such limit), so bays on different profiles share one evaluator and one numpy step. Every
+limit-type slot (low, high, above/below baseline) lives side by side in one DelayedLimit "bank" of N x slots
+elements (slot-major: a slot's bays are `offset .. offset + N`), so a tick steps all of them with one set of numpy
+operations instead of one per slot.
 
 Alarm ids (stable on the wire): `<vital>_low`, `<vital>_high` (absolute limits), `<vital>_above_baseline`,
 `<vital>_below_baseline` (relative to the patient's baseline), `<vital>_rise` (fast rise). `spo2_low` is backed by
@@ -40,6 +43,7 @@ class Slot:
     evaluator: Evaluator
     priority: NDArray[np.str_]  # per bay; "" where the bay has no such condition
     in_use: BoolArray  # per bay: this slot is the one responsible for its alarm id
+    offset: int = 0  # where this slot's bays start in its evaluator (the bank holds many slots)
 
     @property
     def alarm_id(self) -> str:
@@ -69,6 +73,9 @@ class ConditionSet:
     columns: Mapping[str, int]
     t0: float = 0.0
     slots: dict[tuple[str, Kind], Slot] = field(default_factory=dict)
+    bank: DelayedLimit | None = None  # every limit-type slot, side by side
+    bank_slots: list[Slot] = field(default_factory=list)
+    bank_columns: NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
 
     def __iter__(self) -> Iterator[Slot]:
         return iter(list(self.slots.values()))
@@ -82,11 +89,20 @@ class ConditionSet:
             elif kind == "rise":
                 ev = RateOfRise(self.n, rise=NAN, window=600.0, slots=RISE_SLOTS, t0=now)
             else:
-                lo = NAN if kind in ("low", "below_baseline") else None
-                hi = NAN if kind in ("high", "above_baseline") else None
-                ev = DelayedLimit(self.n, low=lo, high=hi, delay=0.0, clear_hysteresis=0.0, t0=now)
-            self.slots[key] = Slot(vital, self.columns[vital], kind, ev, np.full(self.n, "", dtype="<U6"),
-                                   np.zeros(self.n, dtype=np.bool_))
+                ev = DelayedLimit(0, low=NAN, high=NAN, delay=0.0, clear_hysteresis=0.0)  # replaced by the bank
+            offset = 0
+            if kind in ("low", "high", "above_baseline", "below_baseline"):
+                if self.bank is None:
+                    self.bank = DelayedLimit(self.n, low=NAN, high=NAN, delay=0.0, clear_hysteresis=0.0, t0=now)
+                else:
+                    self.bank.extend(self.n)
+                ev, offset = self.bank, len(self.bank_slots) * self.n
+            slot = Slot(vital, self.columns[vital], kind, ev, np.full(self.n, "", dtype="<U6"),
+                        np.zeros(self.n, dtype=np.bool_), offset)
+            if ev is self.bank:
+                self.bank_slots.append(slot)
+                self.bank_columns = np.append(self.bank_columns, slot.column)
+            self.slots[key] = slot
         return self.slots[key]
 
     def needed(self, profile: Profile) -> list[tuple[str, Kind]]:
@@ -104,7 +120,7 @@ class ConditionSet:
         """
         for key in self.needed(profile):
             self._slot(*key, now)
-        was_active = {s.alarm_id: s for s in self if bool(s.evaluator.active[row]) and s.in_use[row]}
+        was_active = {s.alarm_id: s for s in self if s.evaluator.is_active(s.offset + row) and s.in_use[row]}
         for s in self:
             a = profile.vitals.get(s.vital)
             wanted = a is not None and _wants(a, s.kind)
@@ -115,20 +131,31 @@ class ConditionSet:
         for alarm_id, old in was_active.items():
             new = next((s for s in self if s.alarm_id == alarm_id and s.in_use[row]), None)
             if new is None:
-                old.evaluator.reset([row])
+                old.evaluator.reset([old.offset + row])
                 removed.append(old)
             elif new is not old:
-                old.evaluator.reset([row])
-                new.evaluator.force_active([row])
+                old.evaluator.reset([old.offset + row])
+                new.evaluator.force_active([new.offset + row])
         for s in self:  # a slot no longer in use keeps no state for this bay
             if not s.in_use[row] and s.alarm_id not in was_active:
-                s.evaluator.reset([row])
+                s.evaluator.reset([s.offset + row])
         return removed
 
     def step(self, values: FloatArray, dt: float, fresh: BoolArray | None = None) -> list[Fired]:
         """Step every slot over `dt` with `values` (N x vitals; NaN = no current value)."""
         out: list[Fired] = []
+        if self.bank is not None:
+            started, ended = self.bank.step(values[:, self.bank_columns].T.ravel(), dt)
+            fired = np.flatnonzero(started | ended)
+            if fired.size:
+                crossing = self.bank.crossing_time
+                for j in np.unique(fired // self.n):
+                    s, lo = self.bank_slots[int(j)], int(j) * self.n
+                    out.append(Fired(s, np.flatnonzero(started[lo:lo + self.n]),
+                                     np.flatnonzero(ended[lo:lo + self.n]), crossing[lo:lo + self.n]))
         for s in self:
+            if s.evaluator is self.bank:
+                continue
             col = values[:, s.column]
             if isinstance(s.evaluator, RateOfRise):
                 started, ended = s.evaluator.step(col, dt, None if fresh is None else fresh[:, s.column])
@@ -163,8 +190,8 @@ def _priority(a: VitalAlarms, kind: Kind) -> Priority:
     return a.baseline_priority
 
 
-def _set_params(s: Slot, row: int, a: VitalAlarms | None, baseline: float) -> None:
-    ev = s.evaluator
+def _set_params(s: Slot, bay: int, a: VitalAlarms | None, baseline: float) -> None:
+    ev, row = s.evaluator, s.offset + bay
     if isinstance(ev, SatSeconds):
         ev.low[row] = NAN if a is None or a.low is None else a.low
         ev.setting[row] = NAN if a is None or not a.satseconds else float(a.satseconds)
@@ -193,9 +220,9 @@ def _set_params(s: Slot, row: int, a: VitalAlarms | None, baseline: float) -> No
         ev.low[row] = baseline - a.below_baseline
 
 
-def threshold(s: Slot, row: int) -> float | None:
+def threshold(s: Slot, bay: int) -> float | None:
     """The limit a bay's condition compares with now (None where it has none, or no baseline yet)."""
-    ev = s.evaluator
+    ev, row = s.evaluator, s.offset + bay
     if isinstance(ev, RateOfRise):
         value = float(ev.rose_from[row]) + float(ev.rise[row])
     elif isinstance(ev, SatSeconds):

@@ -353,7 +353,7 @@ class AlarmEngine:
                 reason = str(ev.reason[row])
                 text += {"floor": " (desat)", "index": f" (SatSeconds {ev.setting[row]:g})",
                          "crossings": " (3 dips in 60 s)"}.get(reason, "")
-            elif isinstance(ev, DelayedLimit) and value <= float(ev.low_immediate[row]):
+            elif isinstance(ev, DelayedLimit) and value <= float(ev.low_immediate[s.offset + row]):
                 text += " (desat)"
         elif s.kind == "high":
             text = f"{short} HIGH {_fmt(value)} > {_fmt(limit or 0)}"

@@ -204,6 +204,23 @@ class DelayedLimit:
         self._outside_time[r] = 0.0
         self._clear_time[r] = 0.0
 
+    def is_active(self, i: int) -> bool:
+        return bool(self._active[i])
+
+    def extend(self, n: int) -> None:
+        """Add `n` elements at the end: no limit, inactive (one evaluator can hold many conditions side by side)."""
+        def more(a: FloatArray, fill: float) -> FloatArray:
+            return np.concatenate([a, np.full(n, fill)])
+
+        self.low, self.high = more(self.low, np.nan), more(self.high, np.nan)
+        self.low_immediate, self.high_immediate = more(self.low_immediate, np.nan), more(self.high_immediate, np.nan)
+        self.delay, self.clear_hysteresis = more(self.delay, 0.0), more(self.clear_hysteresis, 0.0)
+        self.clear_delay = more(self.clear_delay, 0.0)
+        self._outside_time, self._clear_time = more(self._outside_time, 0.0), more(self._clear_time, 0.0)
+        self._crossing_time = more(self._crossing_time, np.nan)
+        self._active = np.concatenate([self._active, np.zeros(n, dtype=np.bool_)])
+        self.n += n
+
     def force_active(self, rows: ArrayLike) -> None:
         """Make the condition of these bays active (it then ends by the usual clear rule)."""
         r = _rows(rows, self.n)
@@ -318,6 +335,9 @@ class SatSeconds:
         self._reason[r] = ""
         self._crossed_at[r] = -np.inf
 
+    def is_active(self, i: int) -> bool:
+        return bool(self._active[i])
+
     def force_active(self, rows: ArrayLike) -> None:
         """Make the alarm of these bays active (it ends when the value is back at the limit and the index is 0)."""
         r = _rows(rows, self.n)
@@ -420,6 +440,9 @@ class RateOfRise:
 
     def force_active(self, rows: ArrayLike) -> None:
         self._active[_rows(rows, self.n)] = True
+
+    def is_active(self, i: int) -> bool:
+        return bool(self._active[i])
 
     def step(self, values: ArrayLike, dt: float, fresh: ArrayLike | None = None) -> tuple[BoolArray, BoolArray]:
         """Advance by `dt`; `fresh` marks bays whose value is a new reading (it then joins the history)."""

@@ -876,3 +876,22 @@ def test_a_limit_added_while_the_clock_is_at_zero_counts_on_the_engine_clock() -
     sim.engine.set_overrides(BAY, {"hr": {"low": 50, "delay": 10}}, 0.5)
     sim.hold("hr", 40.0, 1, 13)
     assert sim.of("hr_low") == [("start", near(11.0))]
+
+
+def test_a_condition_added_to_the_bank_later_leaves_the_running_ones_as_they_were() -> None:
+    # bay b1 has an active HR LOW (limit 50, undelayed) and a running 10-s delay on RR LOW; then bay b2's override
+    # adds an EtCO2 limit, a slot the bank did not have, so the bank grows. b1's HR alarm must stay active (no second
+    # start) and end when HR is back above 50 + 3; b1's RR delay must keep counting: RR 6 from t=0 starts at 10.
+    sim = Sim(make_engine(profile("p", hr={"low": 50, "clear_hysteresis": 3},
+                                  rr={"low": 8, "delay": 10}), bays=("b1", "b2")))
+    sim.observe(0.0, "hr", 40.0)
+    sim.observe(0.0, "rr", 6.0)
+    sim.tick(0.0)
+    sim.engine.set_overrides("b2", {"etco2": {"low": 15}}, 3.0)
+    assert ("etco2", "low") in sim.engine.conditions.slots
+    for t in range(1, 13):
+        sim.observe(float(t), "hr", 40.0 if t < 12 else 60.0)
+        sim.observe(float(t), "rr", 6.0)
+        sim.tick(float(t))
+    assert [(e.id, e.phase, e.time) for e in sim.events if e.bay == "b1"] == [
+        ("hr_low", "start", 0.0), ("rr_low", "start", 10.0), ("hr_low", "end", 12.0)]
