@@ -30,10 +30,10 @@ demo: venv
 	$(BIN)/bedside demo
 
 lint: venv
-	$(BIN)/ruff check $(PACKAGES) tests
+	$(BIN)/ruff check $(PACKAGES) tests bench
 
 typecheck: venv
-	$(BIN)/mypy --strict $(PACKAGES)
+	$(BIN)/mypy --strict $(PACKAGES) bench
 
 unit: venv
 	$(BIN)/pytest -q tests/unit

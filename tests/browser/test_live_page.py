@@ -49,7 +49,7 @@ duration = 600
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, str]]:
+def server(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
     port = free_port()
     config = tmp_path / "clinic.toml"
     config.write_text(CONFIG.format(port=port))
@@ -67,10 +67,12 @@ def server(tmp_path: Path) -> Iterator[tuple[str, str]]:
                 pass
             assert time.monotonic() < deadline, "bedside did not serve within 20 s"
             time.sleep(0.2)
-        token = subprocess.run([sys.executable, "-m", "monitor.cli", "token", "create", "--data-dir",
-                                str(tmp_path / "data"), "--role", "viewer"], capture_output=True, text=True,
-                               check=True).stdout.strip().splitlines()[-1]
-        yield base, token
+        def token(role: str, label: str) -> str:
+            return subprocess.run([sys.executable, "-m", "monitor.cli", "token", "create", "--data-dir",
+                                   str(tmp_path / "data"), "--role", role, "--label", label], capture_output=True,
+                                  text=True, check=True).stdout.strip().splitlines()[-1]
+
+        yield base, token("viewer", "station"), token("nurse", "nurse ann")
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -81,9 +83,9 @@ def numeric(page: Page, bay: str, vital: str) -> str:
 
 
 def test_page_shows_live_changing_values_and_the_engines_alarm(
-    browser: Browser, page: Page, page_errors: list[str], server: tuple[str, str]
+    browser: Browser, page: Page, page_errors: list[str], server: tuple[str, str, str]
 ) -> None:
-    base, token = server
+    base, token, nurse = server
     first = browser.new_page()
     first.goto(f"{base}/")
     first.wait_for_url(f"{base}/login")  # no login: no data, the page sends us to log in
@@ -112,10 +114,21 @@ def test_page_shows_live_changing_values_and_the_engines_alarm(
     tile = page.locator('[data-bay="bay2"]')
     assert "SpO2 LOW" in tile.inner_text()
     assert page.locator('[data-bay="bay1"]').get_attribute("data-alarm") == "none"
+
+    # a nurse acknowledges it elsewhere (the API): the engine's new state reaches this page, with who
+    line = tile.locator('[data-alarm-id="spo2_low"]')
+    assert line.get_attribute("data-acknowledged") == "false"
+    viewer = httpx.post(f"{base}/api/bays/bay2/alarms/spo2_low/acknowledge",
+                        headers={"Authorization": f"Bearer {token}"})
+    assert viewer.status_code == 403  # the page's viewer cannot
+    ack = httpx.post(f"{base}/api/bays/bay2/alarms/spo2_low/acknowledge", headers={"Authorization": f"Bearer {nurse}"})
+    assert ack.status_code == 200, ack.text
+    page.wait_for_selector('[data-bay="bay2"] [data-alarm-id="spo2_low"][data-acknowledged="true"]', timeout=5_000)
+    assert "ACK nurse ann" in line.inner_text()
     assert page_errors == []  # no script error, no CSP violation
 
 
-def test_api_and_page_data_need_a_login(server: tuple[str, str]) -> None:
-    base, _ = server
+def test_api_and_page_data_need_a_login(server: tuple[str, str, str]) -> None:
+    base, _, _ = server
     assert httpx.get(f"{base}/api/bays").status_code == 401
     assert httpx.get(f"{base}/", follow_redirects=False).status_code == 303
