@@ -5,7 +5,7 @@
     bedside simulate masimo|nellcor|nonin7|nonin8|capnostream (--port PATH|URL | --pty | --tcp PORT)
                      [--scenario FILE] [--replay CSV] [--speed X] [--interval S] [--seed N]
     bedside simulate mqtt --broker mqtt://HOST:PORT --device ID [--site S] [--scenario FILE]
-    bedside replay TRACE.csv [--profile NAME|FILE | --compare PROFILE_A PROFILE_B] [--json]
+    bedside replay TRACE.csv [--profile NAME|FILE | --compare PROFILE_A PROFILE_B] [--profiles-dir D] [--json]
     bedside token create --data-dir D --role viewer|nurse|admin
 """
 
@@ -145,7 +145,7 @@ def _replay(args: argparse.Namespace) -> int:
     import json
     import os
 
-    from alerts.profile import ProfileError, resolve_profile
+    from alerts.profile import ProfileError, load_profiles, resolve_profile
     from monitor.replay import (
         compare,
         comparison_json,
@@ -160,7 +160,8 @@ def _replay(args: argparse.Namespace) -> int:
 
     try:
         trace = load_trace(args.trace)
-        profiles = [resolve_profile(name) for name in (args.compare or [args.profile])]
+        known = load_profiles(Path(args.profiles_dir) if args.profiles_dir else None)
+        profiles = [resolve_profile(name, known) for name in (args.compare or [args.profile])]
     except (ReplayError, ProfileError) as exc:
         message = "; ".join(part.strip() for part in str(exc).splitlines() if part.strip())
         print(f"bedside replay: {message}", file=sys.stderr)
@@ -238,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="alarm profile: a built-in name or a TOML file (default ketamine-infusion)")
     which.add_argument("--compare", nargs=2, metavar=("PROFILE_A", "PROFILE_B"),
                        help="run both profiles; both summaries, then the alarms one raised and the other did not")
+    rep.add_argument("--profiles-dir", metavar="DIR",
+                     help="the clinic's own profiles ([alarms] profiles_dir): their names work as PROFILE too")
     rep.add_argument("--json", action="store_true", help="JSON lines: one per event, then the summary")
     rep.set_defaults(func=_replay)
 

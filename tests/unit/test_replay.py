@@ -191,6 +191,20 @@ def test_compare_lists_the_dip_satseconds_does_not_alarm(tmp_path: Path, capsys:
     assert "0:00:10 - 0:00:15" in text
 
 
+def test_a_profile_from_profiles_dir_is_found_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the clinic's own profile "strict" (SpO2 low 95, undelayed): 94 at t=2 starts at once, 97 at t=4 ends it
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "strict.toml").write_text('[vitals.spo2]\nlow = 95\npriority = "medium"\n')
+    trace = _write(tmp_path, "t.csv", "t,spo2\n0,97\n2,94\n4,97\n6,97\n")
+    code, out, _ = _run(capsys, str(trace), "--profile", "strict", "--profiles-dir", str(tmp_path / "profiles"),
+                        "--json")
+    assert code == 0
+    assert [(d["phase"], d["id"], d["time"]) for d in _json_lines(out) if "phase" in d] == [
+        ("start", "spo2_low", 2), ("end", "spo2_low", 4)]
+    code, _, err = _run(capsys, str(trace), "--profile", "strict")  # without the folder the name is unknown
+    assert code == 2 and "unknown alarm profile 'strict'" in err
+
+
 # --- (3) small synthetic traces -------------------------------------------------------------------------------------
 
 def test_a_value_crossing_a_limit_starts_after_the_delay_and_ends_when_back(
