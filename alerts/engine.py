@@ -436,6 +436,10 @@ class AlarmEngine:
     def set_baseline(self, bay: str, vital: str, value: float | None, now: float) -> None:
         """Set (or, with None, forget and learn again) the baseline of a bay's vital."""
         row, col = self._row[bay], self._col[vital]
+        v = VITALS[vital]
+        if value is not None and not (math.isfinite(value) and v.plausible_min <= value <= v.plausible_max):
+            raise ValueError(f"a baseline of {vital} must be within {v.plausible_min:g}..{v.plausible_max:g}, "
+                             f"not {value!r}")
         self._learn_from[row, col] = np.nan
         self._learn_n[row, col] = 0
         self._learn_samples[row, col] = np.nan

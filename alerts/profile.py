@@ -55,7 +55,7 @@ class ProfileError(Exception):
 
 class _Strict(BaseModel):
     # strict: `low = "90"` or `satseconds = false` in a profile is a mistake to name, not a value to guess
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class VitalAlarms(_Strict):
@@ -111,6 +111,12 @@ class Profile(_Strict):
         for key, alarms in vitals.items():
             if key not in VITALS:
                 raise ValueError(f"unknown vital {key!r}; known: {', '.join(VITALS)}")
+            v = VITALS[key]
+            for name in ("low", "high"):
+                limit = getattr(alarms, name)
+                if limit is not None and not v.plausible_min <= limit <= v.plausible_max:
+                    raise ValueError(f"{key}.{name} = {limit:g} is outside what {key} can be "
+                                     f"({v.plausible_min:g}..{v.plausible_max:g})")
             if alarms.satseconds and (alarms.delay or alarms.clear_delay):
                 raise ValueError(f"{key}: SatSeconds replaces the alarm delay: give satseconds or delay, not both")
             if key != "spo2" and (alarms.satseconds or alarms.desat_floor is not None):

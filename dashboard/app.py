@@ -18,9 +18,10 @@ from typing import Annotated, Any, Protocol
 from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from alerts.engine import AlarmEngine
 from alerts.profile import ProfileError
@@ -73,15 +74,18 @@ class LoginRequest(BaseModel):
 
 
 class PauseRequest(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
     seconds: float | None = Field(default=None, gt=0)
 
 
 class AlarmSettingsRequest(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
     profile: str | None = None
     overrides: dict[str, dict[str, Any]] | None = None
 
 
 class BaselineRequest(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
     value: float | None
 
 
@@ -91,6 +95,12 @@ def _events_json(events: list[AlarmEvent]) -> dict[str, Any]:
 
 def create_app(src: LiveSources) -> FastAPI:
     app = FastAPI(title="bedside", version="0.1.0", docs_url=None, redoc_url=None)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """422 with the reason and where, never echoing the input (a NaN in it could not even be written)."""
+        reasons = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors()]
+        return JSONResponse({"detail": "; ".join(reasons)}, status_code=422)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

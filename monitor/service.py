@@ -179,6 +179,14 @@ class Service:
         """Change a bay's profile and/or its patient's overrides; ProfileError (nothing changed) if invalid."""
         self._check_bay(bay)
         e, now = self.engine, self.clock()
+        # validate the whole request first, so that a refused one changes nothing (not even a running delay)
+        name = profile if profile is not None else e.profile_name(bay)
+        if name not in e.profiles:
+            raise ProfileError(f"unknown alarm profile {name!r}; known: {', '.join(e.profiles)}")
+        if overrides is not None:
+            if not all(isinstance(v, dict) for v in overrides.values()):
+                raise ProfileError("overrides: give a table of fields to change per vital")
+            e.profiles[name].with_overrides(overrides)
         before = {"profile": e.profile_name(bay), "overrides": e.overrides(bay)}
         old_overrides = e.overrides(bay)
         events: list[AlarmEvent] = []

@@ -177,3 +177,32 @@ def test_alarm_settings_change_is_validated_applied_and_audited(world: World) ->
     rows = src.db.execute("SELECT who, action, before, after FROM audit_log ORDER BY time").fetchall()
     assert [r[1] for r in rows] == ["alarm_settings", "baseline"]
     assert '"profile": "ketamine-infusion"' in rows[0][2] and '"low": 88' in rows[0][3]
+
+
+@pytest.mark.parametrize("body", ['{"overrides": {"spo2": {"low": NaN}}}', '{"overrides": {"spo2": {"low": -1e999}}}',
+                                  '{"overrides": {"spo2": {"low": -5}}}'])
+def test_a_limit_cannot_be_made_nan_infinite_or_impossible(world: World, body: str) -> None:
+    client, src, tokens = world
+    r = client.put("/api/bays/bay1/alarm-settings", content=body,
+                   headers={**bearer(tokens, "nurse"), "Content-Type": "application/json"})
+    assert 400 <= r.status_code < 500
+    assert src.engine.effective_profile("bay1").vitals["spo2"].low == 90  # unchanged
+
+
+def test_a_baseline_cannot_be_nan_or_impossible(world: World) -> None:
+    client, src, tokens = world
+    for body in ('{"value": NaN}', '{"value": -5}'):
+        r = client.put("/api/bays/bay1/baselines/nibp_sys", content=body,
+                       headers={**bearer(tokens, "nurse"), "Content-Type": "application/json"})
+        assert 400 <= r.status_code < 500
+    assert src.engine.baselines("bay1") == {}
+
+
+def test_a_refused_settings_request_does_not_touch_a_running_satseconds_count(world: World) -> None:
+    client, src, tokens = world
+    src.hub.ingest("ox1", Reading("spo2", 86), 1000.0)  # SatSeconds 25 at 4 points/s: due 6.25 s later
+    bad = client.put("/api/bays/bay1/alarm-settings", headers=bearer(tokens, "nurse"),
+                     json={"profile": "recovry", "overrides": {"spo2": {"satseconds": 0, "delay": 10}}})
+    assert bad.status_code == 400
+    (slot,) = [s for s in src.engine.conditions if s.kind == "satseconds"]
+    assert slot.in_use[0] and slot.evaluator.index[0] == 0.0  # nothing was reset or stepped by the refusal
