@@ -41,7 +41,7 @@ class Slot:
     column: int  # the vital's column in the engine's value matrix
     kind: Kind
     evaluator: Evaluator
-    priority: NDArray[np.str_]  # per bay; "" where the bay has no such condition
+    priority: list[Priority | None]  # per bay; None where the bay has no such condition
     in_use: BoolArray  # per bay: this slot is the one responsible for its alarm id
     offset: int = 0  # where this slot's bays start in its evaluator (the bank holds many slots)
 
@@ -97,7 +97,7 @@ class ConditionSet:
                 else:
                     self.bank.extend(self.n)
                 ev, offset = self.bank, len(self.bank_slots) * self.n
-            slot = Slot(vital, self.columns[vital], kind, ev, np.full(self.n, "", dtype="<U6"),
+            slot = Slot(vital, self.columns[vital], kind, ev, [None] * self.n,
                         np.zeros(self.n, dtype=np.bool_), offset)
             if ev is self.bank:
                 self.bank_slots.append(slot)
@@ -125,7 +125,7 @@ class ConditionSet:
             a = profile.vitals.get(s.vital)
             wanted = a is not None and _wants(a, s.kind)
             s.in_use[row] = wanted
-            s.priority[row] = _priority(a, s.kind) if a is not None and wanted else ""
+            s.priority[row] = _priority(a, s.kind) if a is not None and wanted else None
             _set_params(s, row, a if wanted else None, baselines.get(s.vital, NAN))
         removed: list[Slot] = []
         for alarm_id, old in was_active.items():

@@ -368,7 +368,8 @@ class AlarmEngine:
             low = float(s.evaluator.rose_from[row])
             window = float(s.evaluator.window[row])
             text = f"{short} RISE +{_fmt(value - low)} in {window / 60:g} min (from {_fmt(low)})"
-        priority: Priority = str(s.priority[row])  # type: ignore[assignment]
+        priority = s.priority[row]
+        assert priority is not None, "a condition fired on a bay that does not have it"
         source = int(self._source[row, s.column])
         return AlarmEvent(self.bays[row], s.alarm_id, "start", "physiological", priority, at, text, s.vital,
                           value, limit, self._device_names[source] if source >= 0 else None)

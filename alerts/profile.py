@@ -24,13 +24,13 @@ rationale; a clinic adds its own files (`[alarms] profiles_dir`). docs/alarms.md
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from monitor.config import read_toml
 from monitor.model import Priority
 from monitor.vitals import VITALS
 
@@ -163,12 +163,7 @@ def parse_profile(raw: Mapping[str, object], source: str) -> Profile:
 
 
 def load_profile_file(path: Path) -> Profile:
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ProfileError(f"{path}: cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(f"{path}: not valid TOML: {exc}") from None
+    raw = read_toml(path, ProfileError)
     raw.setdefault("name", path.stem)
     return parse_profile(raw, str(path))
 

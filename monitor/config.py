@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -211,15 +211,20 @@ def parse_config(raw: dict[str, object], source: str = "<config>") -> BedsideCon
         raise ConfigError("invalid configuration\n  " + "\n  ".join(lines)) from None
 
 
+def read_toml(path: Path, error: type[Exception]) -> dict[str, Any]:
+    """A TOML file as a table; `error` (naming the file) when it cannot be read or is not TOML. Shared by the
+    config, alarm profiles and scenarios."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{path}: not valid TOML: {exc}") from None
+
+
 def load_config(path: Path) -> BedsideConfig:
     """Read and validate a TOML config file; relative paths (data_dir, TLS files) are relative to the file."""
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    cfg = parse_config(raw, str(path))
+    cfg = parse_config(read_toml(path, ConfigError), str(path))
 
     def near(p: Path) -> Path:
         return p if p.is_absolute() else (path.parent / p).resolve()

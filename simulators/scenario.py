@@ -34,7 +34,6 @@ An event is active for at <= t < at + duration.
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,6 +43,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from monitor.config import read_toml
 from simulators.patient import Episode, PatientModel
 from simulators.serial_out import FrameSource
 from simulators.state import Conditions, ValuesSource
@@ -303,10 +303,4 @@ def parse_scenario(raw: Mapping[str, object], source: str = "<scenario>") -> Sce
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario TOML file."""
     p = Path(path)
-    try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ScenarioError(f"{p}: cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{p}: not valid TOML: {exc}") from None
-    return parse_scenario(raw, str(p))
+    return parse_scenario(read_toml(p, ScenarioError), str(p))

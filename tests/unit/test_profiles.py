@@ -215,6 +215,7 @@ def test_overrides_are_validated_and_the_error_names_the_profile(overrides: dict
 
 def test_an_override_that_is_not_a_table_is_a_profile_error() -> None:
     with pytest.raises(ProfileError, match=r"vitals\.hr"):
+        # a malformed API body: not the type the signature promises, which is the point of the test
         BASE.with_overrides({"hr": 130})  # type: ignore[dict-item]
 
 

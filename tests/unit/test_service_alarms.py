@@ -63,13 +63,16 @@ def test_a_failing_engine_tick_raises_the_failure_alarm_on_every_bay(tmp_path: P
     monkeypatch.setattr(s.engine, "tick", broken)
     s.tick()
     s.tick()  # the ticks go on; the alarm is not repeated
-    alarms = [p for p in published if getattr(p, "id", None) == "engine_failure"]
-    assert sorted((a.bay, a.phase, a.priority) for a in alarms) == [  # type: ignore[attr-defined]
+    from monitor.model import AlarmEvent
+
+    alarms = [p for p in published if isinstance(p, AlarmEvent) and p.id == "engine_failure"]
+    assert sorted((a.bay, a.phase, a.priority) for a in alarms) == [
         ("bay1", "start", "high"), ("bay2", "start", "high")]
     s.db.close()
 
 
-async def test_an_observation_is_decided_within_one_short_tick_not_the_next_second(tmp_path: Path) -> None:
+async def test_an_observation_is_decided_within_one_short_tick_not_the_next_second(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import asyncio
 
     from monitor.model import AlarmEvent
@@ -77,7 +80,7 @@ async def test_an_observation_is_decided_within_one_short_tick_not_the_next_seco
 
     s = service(tmp_path)
     published: list[object] = []
-    s.broadcast.publish = published.append  # type: ignore[method-assign]
+    monkeypatch.setattr(s.broadcast, "publish", published.append)
     for v in (97.0, 75.0, 76.0):  # three readings at once share one tick; 75 is below the desat floor (80)
         s._decide(Observation("bay1", "ox1", "spo2", v, None, 100.0))
     assert not [p for p in published if isinstance(p, AlarmEvent)]  # decided at the tick, not inside _decide
