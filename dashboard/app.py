@@ -1,9 +1,10 @@
-"""The dashboard's FastAPI app: health, login, the bays API, alarm actions, the live websocket and the page.
+"""The dashboard's FastAPI app: health, the bays API, alarm actions, annotations, history, the live websocket and
+the pages. Accounts (login, users, tokens, audit) are in dashboard/accounts.py.
 
-Every endpoint but `/api/health`, the login page and the static assets (which hold no patient data) needs a
-token: a bearer header for API clients, the HttpOnly login cookie for the page. Alarm actions (acknowledge, audio
-pause, alarm settings, baselines) need the nurse role; the server enforces it. They only *ask*: the engine owns
-the alarm lifecycle, and the service audits who asked and when.
+Every endpoint but `/api/health`, the login page and the static assets (which hold no patient data) needs a login
+session (the page's HttpOnly cookie, with CSRF protection on state changes) or a bearer token (API clients).
+Alarm actions, annotations and patient limits need the nurse role; users, tokens and the audit log the admin role;
+the server enforces it. Actions only *ask*: the engine owns the alarm lifecycle, and the service audits who asked.
 """
 
 
@@ -12,12 +13,12 @@ import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, HTTPException, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -25,13 +26,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from alerts.engine import AlarmEngine
 from alerts.profile import ProfileError
-from dashboard.auth import COOKIE, allows, identity_of, request_token, role_of
+from dashboard.accounts import accounts_router
+from dashboard.auth import allows, csrf_ok, identify, same_origin
 from dashboard.live import item_json, snapshot
+from monitor import db
 from monitor.broadcast import Broadcast
+from monitor.history import MAX_SPAN, bay_history, open_readonly
 from monitor.hub import Hub
-from monitor.model import AlarmEvent, LiveItem
+from monitor.model import AlarmEvent, Annotation, AuditRecord, LiveItem
 from monitor.recorder import Recorder
 from monitor.tokens import Role
+from monitor.users import Identity
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +44,13 @@ STATIC = Path(__file__).parent / "static"
 UPLOT = Path(__file__).parent / "node_modules" / "uplot" / "dist"
 HEARTBEAT = 2.0  # seconds of quiet after which the server sends a heartbeat (the page treats 5 s of silence as lost)
 SEND_TIMEOUT = 10.0  # a client that cannot take a message for this long is disconnected (it resyncs on reconnect)
+DEFAULT_HISTORY = 900.0  # s of history when a request gives no `since`
 
 CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; object-src 'none'; frame-ancestors 'none'"
 
 
-class AlarmActions(Protocol):
-    """What a user may ask of the alarm system (monitor.service.Service implements it, auditing each request).
+class UserActions(Protocol):
+    """What a user may ask of bedside (monitor.service.Service implements it, auditing each request).
     KeyError: no such bay or alarm; ValueError / ProfileError: a request that cannot be carried out."""
 
     def acknowledge(self, bay: str, alarm_id: str, who: str) -> list[AlarmEvent]: ...
@@ -54,6 +60,9 @@ class AlarmActions(Protocol):
     def set_alarm_settings(self, bay: str, who: str, profile: str | None = None,
                            overrides: dict[str, dict[str, Any]] | None = None) -> list[AlarmEvent]: ...
     def set_baseline(self, bay: str, vital: str, value: float | None, who: str) -> None: ...
+    def annotate(self, bay: str, who: str, kind: str, text: str, at: float | None = None) -> Annotation: ...
+    def audit(self, who: str, action: str, bay: str | None = None, target: str | None = None,
+              before: object = None, after: object = None) -> None: ...
 
 
 @dataclass(slots=True)
@@ -66,27 +75,49 @@ class LiveSources:
     broadcast: Broadcast[LiveItem]
     db: sqlite3.Connection
     recorder: Recorder | None = None
-    actions: AlarmActions | None = None
+    actions: UserActions | None = None
+    db_path: Path | None = field(default=None)  # for history reads on their own connection (default: db's file)
 
+    def audit(self, who: str, action: str, bay: str | None = None, target: str | None = None,
+              before: object = None, after: object = None) -> None:
+        """Audit through the service when there is one, else straight into the database."""
+        if self.actions is not None:
+            self.actions.audit(who, action, bay, target, before, after)
+            return
+        import json
 
-class LoginRequest(BaseModel):
-    token: str
+        db.insert_audit(self.db, AuditRecord(time.time(), who, action, bay, target,
+                                             None if before is None else json.dumps(before, sort_keys=True),
+                                             None if after is None else json.dumps(after, sort_keys=True)))
+
+    def database_file(self) -> Path:
+        if self.db_path is not None:
+            return self.db_path
+        row = self.db.execute("PRAGMA database_list").fetchone()
+        return Path(row[2])
 
 
 class PauseRequest(BaseModel):
-    model_config = ConfigDict(allow_inf_nan=False)
+    model_config = ConfigDict(allow_inf_nan=False, extra="forbid")
     seconds: float | None = Field(default=None, gt=0)
 
 
 class AlarmSettingsRequest(BaseModel):
-    model_config = ConfigDict(allow_inf_nan=False)
+    model_config = ConfigDict(allow_inf_nan=False, extra="forbid")
     profile: str | None = None
     overrides: dict[str, dict[str, Any]] | None = None
 
 
 class BaselineRequest(BaseModel):
-    model_config = ConfigDict(allow_inf_nan=False)
+    model_config = ConfigDict(allow_inf_nan=False, extra="forbid")
     value: float | None
+
+
+class AnnotationRequest(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False, extra="forbid")
+    kind: str
+    text: str = ""
+    time: float | None = None
 
 
 def _events_json(events: list[AlarmEvent]) -> dict[str, Any]:
@@ -94,7 +125,7 @@ def _events_json(events: list[AlarmEvent]) -> dict[str, Any]:
 
 
 def create_app(src: LiveSources) -> FastAPI:
-    app = FastAPI(title="bedside", version="0.1.0", docs_url=None, redoc_url=None)
+    app = FastAPI(title="bedside", version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -108,33 +139,28 @@ def create_app(src: LiveSources) -> FastAPI:
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
+        if request.url.path.startswith("/api/"):
+            response.headers.setdefault("Cache-Control", "no-store")
         return response
 
-    def need(role: Role) -> Callable[[Request], Role]:
-        def check(request: Request) -> Role:
-            have = role_of(src.db, request_token(request.headers, request.cookies))
-            if have is None:
+    def need(role: Role) -> Callable[[Request], Identity]:
+        def check(request: Request) -> Identity:
+            ident = identify(src.db, request.headers, request.cookies)
+            if ident is None:
                 raise HTTPException(401, "login or bearer token required", {"WWW-Authenticate": "Bearer"})
-            if not allows(have, role):
+            if not csrf_ok(ident, request.method, request.headers) or not same_origin(request.headers):
+                raise HTTPException(403, "CSRF check failed: send the X-CSRF-Token header from GET /api/me "
+                                         "with every change made with the login cookie")
+            if not allows(ident.role, role):
                 raise HTTPException(403, f"needs role {role}")
-            return have
+            return ident
 
         return check
 
-    Viewer = Annotated[Role, Depends(need("viewer"))]
+    Viewer = Annotated[Identity, Depends(need("viewer"))]
+    Nurse = Annotated[Identity, Depends(need("nurse"))]
 
-    def who(request: Request) -> str:
-        """The nurse (or admin) asking; 401/403 otherwise."""
-        ident = identity_of(src.db, request_token(request.headers, request.cookies))
-        if ident is None:
-            raise HTTPException(401, "login or bearer token required", {"WWW-Authenticate": "Bearer"})
-        if not allows(ident[0], "nurse"):
-            raise HTTPException(403, "needs role nurse")
-        return ident[1]
-
-    Nurse = Annotated[str, Depends(who)]
-
-    def acting() -> AlarmActions:
+    def acting() -> UserActions:
         if src.actions is None:
             raise HTTPException(503, "alarm actions are not available on this server")
         return src.actions
@@ -146,6 +172,12 @@ def create_app(src: LiveSources) -> FastAPI:
             raise HTTPException(404, str(exc.args[0]) if exc.args else "not found") from None
         except (ValueError, ProfileError) as exc:
             raise HTTPException(400, str(exc)) from None
+
+    def known_bay(bay: str) -> None:
+        if bay not in src.hub.bays:
+            raise HTTPException(404, f"no bay {bay!r}")
+
+    app.include_router(accounts_router(src, need))
 
     # Handlers are async so they run on the event loop, never concurrently with the hub's updates.
     @app.get("/api/health")
@@ -159,21 +191,27 @@ def create_app(src: LiveSources) -> FastAPI:
                 body["status"] = "degraded"
         return body
 
+    @app.get("/api/openapi.json", include_in_schema=False)
+    async def openapi(_: Viewer) -> dict[str, Any]:
+        """The API's OpenAPI schema, for API clients (behind a login like everything else)."""
+        return app.openapi()
+
     @app.get("/api/bays")
     async def bays(_: Viewer) -> dict[str, Any]:
         return snapshot(src.site, src.hub, src.engine, time.time())
 
     @app.post("/api/bays/{bay}/alarms/{alarm_id}/acknowledge")
     async def acknowledge(bay: str, alarm_id: str, user: Nurse) -> dict[str, Any]:
-        return _events_json(attempt(lambda: acting().acknowledge(bay, alarm_id, user)))
+        return _events_json(attempt(lambda: acting().acknowledge(bay, alarm_id, user.who)))
 
     @app.post("/api/bays/{bay}/audio-pause")
-    async def pause_audio(bay: str, body: PauseRequest, user: Nurse) -> dict[str, Any]:
-        return _events_json(attempt(lambda: acting().pause_audio(bay, user, body.seconds)))
+    async def pause_audio(bay: str, user: Nurse, body: PauseRequest | None = None) -> dict[str, Any]:
+        body = body or PauseRequest()
+        return _events_json(attempt(lambda: acting().pause_audio(bay, user.who, body.seconds)))
 
     @app.post("/api/bays/{bay}/audio-resume")
     async def resume_audio(bay: str, user: Nurse) -> dict[str, Any]:
-        return _events_json(attempt(lambda: acting().resume_audio(bay, user)))
+        return _events_json(attempt(lambda: acting().resume_audio(bay, user.who)))
 
     @app.get("/api/bays/{bay}/alarm-settings")
     async def alarm_settings(bay: str, _: Viewer) -> dict[str, Any]:
@@ -182,35 +220,46 @@ def create_app(src: LiveSources) -> FastAPI:
 
     @app.put("/api/bays/{bay}/alarm-settings")
     async def set_alarm_settings(bay: str, body: AlarmSettingsRequest, user: Nurse) -> dict[str, Any]:
-        events = attempt(lambda: acting().set_alarm_settings(bay, user, body.profile, body.overrides))
+        events = attempt(lambda: acting().set_alarm_settings(bay, user.who, body.profile, body.overrides))
         return {**_events_json(events), "settings": acting().alarm_settings(bay)}
 
     @app.put("/api/bays/{bay}/baselines/{vital}")
     async def set_baseline(bay: str, vital: str, body: BaselineRequest, user: Nurse) -> dict[str, Any]:
-        attempt(lambda: acting().set_baseline(bay, vital, body.value, user))
+        attempt(lambda: acting().set_baseline(bay, vital, body.value, user.who))
         return {"baselines": acting().alarm_settings(bay)["baselines"]}
 
-    @app.post("/api/login")
-    async def login(body: LoginRequest, request: Request) -> JSONResponse:
-        role = role_of(src.db, body.token)
-        if role is None:
-            raise HTTPException(401, "token not accepted")
-        response = JSONResponse({"role": role})
-        response.set_cookie(COOKIE, body.token, httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https", max_age=12 * 3600)
-        return response
+    @app.get("/api/bays/{bay}/history")
+    async def history(bay: str, _: Viewer, since: Annotated[float | None, Query(allow_inf_nan=False)] = None,
+                      until: Annotated[float | None, Query(allow_inf_nan=False)] = None) -> dict[str, Any]:
+        """What was recorded for `bay` in [since, until] (default: the last 15 min), for the detail page's trends."""
+        known_bay(bay)
+        end = time.time() if until is None else until
+        start = end - DEFAULT_HISTORY if since is None else since
+        if start > end:
+            raise HTTPException(400, "since must not be after until")
+        if end - start > MAX_SPAN:
+            raise HTTPException(400, f"at most {MAX_SPAN / 3600:.0f} h per request")
+        if src.recorder is not None:  # what is still in the recorder's batch is not lost from the trend
+            await asyncio.to_thread(src.recorder.flush)
+        path = src.database_file()
 
-    @app.post("/api/logout")
-    async def logout() -> JSONResponse:
-        response = JSONResponse({"ok": True})
-        response.delete_cookie(COOKIE)
-        return response
+        def read() -> dict[str, Any]:
+            conn = open_readonly(path)
+            try:
+                return bay_history(conn, bay, start, end)
+            finally:
+                conn.close()
+
+        return await asyncio.to_thread(read)
+
+    @app.post("/api/bays/{bay}/annotations")
+    async def annotate(bay: str, body: AnnotationRequest, user: Nurse) -> dict[str, Any]:
+        note: Annotation = attempt(lambda: acting().annotate(bay, user.who, body.kind, body.text, body.time))
+        return item_json(note)
 
     @app.websocket("/ws/live")
     async def live(ws: WebSocket) -> None:
-        role = role_of(src.db, request_token(ws.headers, ws.cookies))
-        origin = ws.headers.get("origin")
-        if role is None or (origin is not None and urlsplit(origin).netloc != ws.headers.get("host")):
+        if identify(src.db, ws.headers, ws.cookies) is None or not same_origin(ws.headers):
             await ws.close(code=1008)  # before accept: the handshake is refused with 403
             return
         await ws.accept()
@@ -239,16 +288,19 @@ def create_app(src: LiveSources) -> FastAPI:
             finally:
                 reader.cancel()
 
-    def page(name: str) -> Callable[[Request], Response]:
+    def page(name: str, *, login: bool = True) -> Callable[[Request], Response]:
         def serve(request: Request) -> Response:
-            if name == "index.html" and role_of(src.db, request_token(request.headers, request.cookies)) is None:
-                return RedirectResponse("/login", status_code=303)
+            if login and identify(src.db, request.headers, request.cookies) is None:
+                path = request.url.path
+                return RedirectResponse("/login" if path == "/" else f"/login?next={quote(path)}", status_code=303)
             return FileResponse(STATIC / name, headers={"Cache-Control": "no-store"})
 
         return serve
 
     app.add_api_route("/", page("index.html"), methods=["GET"], include_in_schema=False)
-    app.add_api_route("/login", page("login.html"), methods=["GET"], include_in_schema=False)
+    app.add_api_route("/bay/{bay}", page("bay.html"), methods=["GET"], include_in_schema=False)
+    app.add_api_route("/admin", page("admin.html"), methods=["GET"], include_in_schema=False)
+    app.add_api_route("/login", page("login.html", login=False), methods=["GET"], include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     if UPLOT.is_dir():
         app.mount("/vendor/uplot", StaticFiles(directory=UPLOT), name="uplot")

@@ -10,7 +10,7 @@ from typing import Any
 from alerts.engine import AlarmEngine
 from alerts.lifecycle import ActiveAlarm
 from monitor.hub import Hub
-from monitor.model import AlarmEvent, AuditRecord, LiveItem, Observation, TechnicalStatus
+from monitor.model import AlarmEvent, Annotation, AuditRecord, LiveItem, Observation, TechnicalStatus
 
 JSON = dict[str, Any]
 
@@ -40,8 +40,9 @@ def snapshot(site: str, hub: Hub, engine: AlarmEngine, now: float) -> JSON:
                            "detail": t.detail, "since": t.time} for t in state.technical.values()],
             "alarms": [active_json(a) for a in engine.active(state.bay.id)],
             "profile": engine.profile_name(state.bay.id),
+            "session": None,  # the patient's infusion session (initials, phase, start): the sessions issue fills it
         })
-    return {"site": site, "server_time": now, "bays": bays}
+    return {"site": site, "server_time": now, "audio_pause_s": engine.life.settings.audio_pause, "bays": bays}
 
 
 def item_json(item: LiveItem) -> JSON:
@@ -55,6 +56,9 @@ def item_json(item: LiveItem) -> JSON:
     if isinstance(item, AuditRecord):
         return {"type": "audit", "time": item.time, "who": item.who, "action": item.action, "bay": item.bay,
                 "target": item.target, "before": item.before, "after": item.after}
+    if isinstance(item, Annotation):
+        return {"type": "annotation", "bay": item.bay, "id": item.id, "time": item.time, "who": item.who,
+                "kind": item.kind, "text": item.text}
     body = alarm_json(item)
     del body["since"]
     return {"type": "alarm", "bay": item.bay, "phase": item.phase, "time": item.time, "by": item.by,

@@ -1,4 +1,4 @@
-"""The `bedside` command: run, demo, simulate, token.
+"""The `bedside` command: run, demo, simulate, probe, replay, token, user.
 
     bedside run --config FILE
     bedside demo [--bays N] [--port P] [--data-dir D]
@@ -6,7 +6,9 @@
                      [--scenario FILE] [--replay CSV] [--speed X] [--interval S] [--seed N]
     bedside simulate mqtt --broker mqtt://HOST:PORT --device ID [--site S] [--scenario FILE]
     bedside replay TRACE.csv [--profile NAME|FILE | --compare PROFILE_A PROFILE_B] [--profiles-dir D] [--json]
-    bedside token create --data-dir D --role viewer|nurse|admin
+    bedside token create --data-dir D --role viewer|nurse|admin [--label L]
+    bedside user add NAME --role viewer|nurse|admin [--data-dir D]     (password asked for, or read from stdin)
+    bedside user change NAME [--role R] [--password] [--disable|--enable] [--data-dir D];  bedside user list
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from monitor.config import BedsideConfig, ConfigError, load_config, parse_config
@@ -112,6 +116,58 @@ def _token(args: argparse.Namespace) -> int:
         conn.close()
     print(f"created a {args.role} token; it is shown once and only its hash is stored:")
     print(token)
+    return 0
+
+
+def _read_password(prompt: str) -> str:
+    """From the terminal (asked twice, not echoed), or the first line of stdin when it is not a terminal."""
+    import getpass
+
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass(prompt)
+    if getpass.getpass("again: ") != first:
+        raise SystemExit("bedside: the two passwords differ; nothing changed")
+    return first
+
+
+def _user(args: argparse.Namespace) -> int:
+    import getpass
+
+    from monitor import db
+    from monitor.model import AuditRecord
+    from monitor.users import UserError, add_user, list_users, update_user
+
+    conn = db.connect(Path(args.data_dir))
+    who = f"cli ({getpass.getuser()})"
+    try:
+        if args.user_command == "list":
+            for u in list_users(conn):
+                print(f"{u.name}\t{u.role}{chr(9) + 'disabled' if u.disabled else ''}")
+            return 0
+        try:
+            if args.user_command == "add":
+                user = add_user(conn, args.name, args.role, _read_password(f"password for {args.name}: "))
+                db.insert_audit(conn, AuditRecord(time.time(), who, "user_add", None, user.name, None,
+                                                  json.dumps({"role": user.role})))
+                print(f"added {user.role} {user.name}")
+            else:
+                password = _read_password(f"new password for {args.name}: ") if args.password else None
+                disabled = True if args.disable else False if args.enable else None
+                if args.role is None and password is None and disabled is None:
+                    raise SystemExit("bedside: nothing to change (--role, --password, --disable or --enable)")
+                user = update_user(conn, args.name, role=args.role, password=password, disabled=disabled)
+                shown: dict[str, object] = {"role": args.role, "disabled": disabled,
+                                            "password": "changed" if password is not None else None}
+                shown = {k: v for k, v in shown.items() if v is not None}
+                db.insert_audit(conn, AuditRecord(time.time(), who, "user_change", None, user.name, None,
+                                                  json.dumps(shown, sort_keys=True)))
+                print(f"changed {user.name}: {', '.join(sorted(shown))}")
+        except (UserError, KeyError) as exc:
+            print(f"bedside: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
+            return 2
+    finally:
+        conn.close()
     return 0
 
 
@@ -251,6 +307,23 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--role", required=True, choices=["viewer", "nurse", "admin"])
     create.add_argument("--label", default="")
     create.set_defaults(func=_token)
+
+    usr = sub.add_parser("user", help="manage dashboard users (passwords are stored as argon2 hashes)")
+    usr_sub = usr.add_subparsers(dest="user_command", required=True)
+    add = usr_sub.add_parser("add", help="add a user; the password is asked for (or read from stdin)")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=["viewer", "nurse", "admin"])
+    change = usr_sub.add_parser("change", help="change a user's role or password, or disable / enable them")
+    change.add_argument("name")
+    change.add_argument("--role", choices=["viewer", "nurse", "admin"])
+    change.add_argument("--password", action="store_true", help="set a new password (asked for, or from stdin)")
+    on_off = change.add_mutually_exclusive_group()
+    on_off.add_argument("--disable", action="store_true")
+    on_off.add_argument("--enable", action="store_true")
+    lst = usr_sub.add_parser("list", help="one user per line: name, role")
+    for p in (add, change, lst):
+        p.add_argument("--data-dir", default="data", help="the data dir of the config (default: ./data)")
+        p.set_defaults(func=_user)
     return parser
 
 

@@ -1,9 +1,9 @@
 """The SQLite database under the data dir: opening it in WAL mode and creating the schema.
 
-One file, `bedside.db`, holds the recorded traces (observations, technical statuses, alarm events), the audit
-log of user actions and the hashes of API tokens. Columns added by a later version are added to an older file
-when it is opened (`_migrate`), so upgrading keeps what was recorded. Every connection uses WAL so the
-recorder's writes never block a reader.
+One file, `bedside.db`, holds the recorded traces (observations, technical statuses, alarm events, annotations),
+the audit log of user actions, users (argon2 password hashes), login sessions and the hashes of API tokens.
+Columns added by a later version are added to an older file when it is opened (`_migrate`), so upgrading keeps
+what was recorded. Every connection uses WAL so the recorder's writes never block a reader.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
+
+from monitor.model import AuditRecord
 
 DB_NAME = "bedside.db"
 
@@ -33,7 +35,23 @@ CREATE TABLE IF NOT EXISTS audit_log (
 CREATE INDEX IF NOT EXISTS audit_time ON audit_log (time);
 CREATE TABLE IF NOT EXISTS api_tokens (
     token_hash TEXT PRIMARY KEY, role TEXT NOT NULL, created REAL NOT NULL, label TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL, last_login REAL);
+CREATE TABLE IF NOT EXISTS sessions (
+    id_hash TEXT PRIMARY KEY, user TEXT, token_hash TEXT, csrf TEXT NOT NULL, created REAL NOT NULL,
+    last_seen REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS annotations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, bay TEXT NOT NULL, time REAL NOT NULL, who TEXT NOT NULL,
+    kind TEXT NOT NULL, text TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS annotations_bay_time ON annotations (bay, time);
 """
+
+
+def insert_audit(conn: sqlite3.Connection, record: AuditRecord) -> None:
+    """Write one audit record now, in its own transaction."""
+    conn.execute("INSERT INTO audit_log VALUES (?,?,?,?,?,?,?)", (record.time, record.who, record.action, record.bay,
+                                                                  record.target, record.before, record.after))
 
 
 def _wal(conn: sqlite3.Connection, within: float = 10.0) -> None:

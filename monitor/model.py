@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 Priority = Literal["high", "medium", "low"]
 AlarmKind = Literal["physiological", "technical"]
@@ -125,4 +125,21 @@ class AuditRecord:
     after: str | None = None  # JSON
 
 
-LiveItem = Observation | TechnicalStatus | AlarmEvent | AuditRecord
+AnnotationKind = Literal["note", "infusion_start", "infusion_stop", "nausea", "emergence", "analgesia"]
+ANNOTATION_KINDS: tuple[AnnotationKind, ...] = get_args(AnnotationKind)
+
+
+@dataclass(frozen=True, slots=True)
+class Annotation:
+    """A nurse's note on a bay's timeline: free text, or a quick event (infusion start/stop, nausea, emergence
+    reaction, analgesia) with optional text. `id` is its row in the database (it is stored before it is shown)."""
+
+    id: int
+    bay: str
+    time: float
+    who: str
+    kind: AnnotationKind
+    text: str = ""
+
+
+LiveItem = Observation | TechnicalStatus | AlarmEvent | AuditRecord | Annotation

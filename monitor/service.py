@@ -12,6 +12,7 @@ import json
 import logging
 import signal
 import socket
+import sqlite3
 import time
 import zlib
 from collections.abc import Callable, Coroutine
@@ -32,7 +33,17 @@ from monitor import db
 from monitor.broadcast import Broadcast
 from monitor.config import BayConfig, BedsideConfig, DeviceConfig
 from monitor.hub import Hub
-from monitor.model import AlarmEvent, AuditRecord, Bay, DeviceEvent, LiveItem, Observation, TechnicalStatus
+from monitor.model import (
+    ANNOTATION_KINDS,
+    AlarmEvent,
+    Annotation,
+    AuditRecord,
+    Bay,
+    DeviceEvent,
+    LiveItem,
+    Observation,
+    TechnicalStatus,
+)
 from monitor.mosquitto import PrivateMosquitto
 from monitor.recorder import Recorder
 
@@ -43,6 +54,8 @@ log = logging.getLogger(__name__)
 
 TICK = 1.0  # seconds between the engine's periodic ticks (silence, staleness, delays, lifecycle timers)
 MIN_TICK_GAP = 0.02  # s: observations arriving together share one tick; an undelayed alarm waits at most this
+MAX_ANNOTATION = 2000  # characters of an annotation's text
+ANNOTATION_BACKDATE = 12 * 3600.0  # s: how far back a nurse may place an annotation ("infusion started 10 min ago")
 RECORDING_FAILURES = 3  # consecutive failed recorder writes (about 1.5 s) before RECORDING FAILED
 
 
@@ -77,10 +90,9 @@ class Service:
 
     # --- the data path ------------------------------------------------------------------------------------
 
-    def _publish(self, item: LiveItem) -> None:
+    def _publish(self, item: Observation | TechnicalStatus | AlarmEvent) -> None:
         self.recorder.record(item)
-        if not isinstance(item, AuditRecord):  # the audit log is recorded, not broadcast (admins read it)
-            self.broadcast.publish(item)
+        self.broadcast.publish(item)
 
     def _decide(self, item: Observation | TechnicalStatus) -> None:
         self._publish(item)
@@ -139,11 +151,41 @@ class Service:
 
     # --- user actions (the dashboard calls these; each is audited) ------------------------------------------
 
-    def _audit(self, who: str, action: str, bay: str | None, target: str | None = None,
-               before: object = None, after: object = None) -> None:
-        self._publish(AuditRecord(self.clock(), who, action, bay, target,
-                                  None if before is None else json.dumps(before, sort_keys=True),
-                                  None if after is None else json.dumps(after, sort_keys=True)))
+    def audit(self, who: str, action: str, bay: str | None = None, target: str | None = None,
+              before: object = None, after: object = None) -> None:
+        """Record a user action now, in its own transaction (an audit record is visible and on disk when the user's
+        request returns); if that write fails, the recorder keeps it and retries with the next batch."""
+        record = AuditRecord(self.clock(), who, action, bay, target,
+                             None if before is None else json.dumps(before, sort_keys=True),
+                             None if after is None else json.dumps(after, sort_keys=True))
+        try:
+            db.insert_audit(self.db, record)
+        except sqlite3.Error:
+            log.exception("audit: direct write failed; the recorder will retry it")
+            self.recorder.record(record)
+
+    def annotate(self, bay: str, who: str, kind: str, text: str, at: float | None = None) -> Annotation:
+        """Store a nurse's annotation (before it is shown anywhere), audit it and send it to every page."""
+        self._check_bay(bay)
+        checked = next((k for k in ANNOTATION_KINDS if k == kind), None)
+        if checked is None:
+            raise ValueError(f"kind must be one of {', '.join(ANNOTATION_KINDS)} (got {kind!r})")
+        text = text.strip()
+        if checked == "note" and not text:
+            raise ValueError("a note needs text")
+        if len(text) > MAX_ANNOTATION:
+            raise ValueError(f"text: at most {MAX_ANNOTATION} characters")
+        now = self.clock()
+        when = now if at is None else at
+        if not now - ANNOTATION_BACKDATE <= when <= now + 5:
+            raise ValueError(f"time: within the last {ANNOTATION_BACKDATE / 3600:.0f} h and not in the future")
+        row = self.db.execute("INSERT INTO annotations (bay, time, who, kind, text) VALUES (?,?,?,?,?)",
+                              (bay, when, who, checked, text))
+        assert row.lastrowid is not None
+        note = Annotation(row.lastrowid, bay, when, who, checked, text)
+        self.audit(who, "annotation", bay, checked, after={"id": note.id, "time": when, "text": text})
+        self.broadcast.publish(note)
+        return note
 
     def _check_bay(self, bay: str) -> None:
         if bay not in self.hub.bays:
@@ -152,19 +194,19 @@ class Service:
     def acknowledge(self, bay: str, alarm_id: str, who: str) -> list[AlarmEvent]:
         self._check_bay(bay)
         events = self.engine.acknowledge(bay, alarm_id, who, self.clock())
-        self._audit(who, "acknowledge", bay, alarm_id, after=[e.phase for e in events])
+        self.audit(who, "acknowledge", bay, alarm_id, after=[e.phase for e in events])
         return self._published(events)
 
     def pause_audio(self, bay: str, who: str, seconds: float | None = None) -> list[AlarmEvent]:
         self._check_bay(bay)
         events = self.engine.pause_audio(bay, who, self.clock(), seconds)
-        self._audit(who, "audio_pause", bay, after={"seconds": seconds, "alarms": [e.id for e in events]})
+        self.audit(who, "audio_pause", bay, after={"seconds": seconds, "alarms": [e.id for e in events]})
         return self._published(events)
 
     def resume_audio(self, bay: str, who: str) -> list[AlarmEvent]:
         self._check_bay(bay)
         events = self.engine.resume_audio(bay, who, self.clock())
-        self._audit(who, "audio_resume", bay, after={"alarms": [e.id for e in events]})
+        self.audit(who, "audio_resume", bay, after={"alarms": [e.id for e in events]})
         return self._published(events)
 
     def alarm_settings(self, bay: str) -> dict[str, Any]:
@@ -199,7 +241,7 @@ class Service:
                 if overrides is not None:
                     e.set_overrides(bay, old_overrides, now)
                 raise
-        self._audit(who, "alarm_settings", bay, None, before,
+        self.audit(who, "alarm_settings", bay, None, before,
                     {"profile": e.profile_name(bay), "overrides": e.overrides(bay)})
         return self._published(events)
 
@@ -207,7 +249,7 @@ class Service:
         self._check_bay(bay)
         before = self.engine.baselines(bay).get(vital)
         self.engine.set_baseline(bay, vital, value, self.clock())
-        self._audit(who, "baseline", bay, vital, before, value)
+        self.audit(who, "baseline", bay, vital, before, value)
 
     def _published(self, events: list[AlarmEvent]) -> list[AlarmEvent]:
         for event in events:

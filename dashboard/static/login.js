@@ -1,40 +1,62 @@
-// Log in with a token: typed into the form, or from a one-click URL /login#token=XYZ.
+// Log in with a name and password, or with an access token: typed in, or from a one-click URL /login#token=XYZ
+// (for wall displays). On success, go back to the page that sent us here (?next=/bay/bay1), else to "/".
 
 const form = document.getElementById("login-form");
-const input = document.getElementById("token");
+const tokenForm = document.getElementById("token-form");
 const errorEl = document.getElementById("login-error");
-const button = form.querySelector("button");
 
 function showError(text) {
   errorEl.textContent = text;
   errorEl.hidden = !text;
 }
 
-async function login(token) {
+/** Only a path on this site: never an absolute or protocol-relative URL. */
+function nextPage() {
+  const next = new URLSearchParams(location.search).get("next") ?? "/";
+  return next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/\\") ? next : "/";
+}
+
+async function login(body, buttons) {
   showError("");
-  button.disabled = true;
+  for (const b of buttons) b.disabled = true;
   try {
     const resp = await fetch("/api/login", {
       method: "POST",
       credentials: "same-origin",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ token }),
+      body: JSON.stringify(body),
     });
     if (resp.ok) {
-      location.replace("/");
+      location.replace(nextPage());
       return;
     }
-    showError(resp.status === 401 ? "Token not accepted" : `Login failed (HTTP ${resp.status})`);
+    let detail = "";
+    try {
+      detail = (await resp.json()).detail ?? "";
+    } catch {
+      // no JSON body
+    }
+    if (resp.status === 401) showError(body.token ? "Token not accepted" : "Name or password not accepted");
+    else if (resp.status === 429) showError(`Too many failed logins. ${detail}`);
+    else showError(`Login failed (HTTP ${resp.status}) ${detail}`);
   } catch {
     showError("Cannot reach the server");
   } finally {
-    button.disabled = false;
+    for (const b of buttons) b.disabled = false;
   }
 }
 
+const buttons = [...document.querySelectorAll("button")];
+
 form.addEventListener("submit", (ev) => {
   ev.preventDefault();
-  login(input.value.trim());
+  login({ name: document.getElementById("name").value.trim(), password: document.getElementById("password").value },
+    buttons);
+});
+
+tokenForm.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  login({ token: document.getElementById("token").value.trim() }, buttons);
 });
 
 const match = /^#token=(.+)$/.exec(location.hash);
@@ -47,5 +69,5 @@ if (match) {
   } catch {
     // not percent-encoded: use as is
   }
-  login(token);
+  login({ token }, buttons);
 }

@@ -3,7 +3,6 @@ actions need a nurse, reach the engine, and are audited."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,34 +13,9 @@ from alerts.engine import AlarmEngine
 from dashboard.app import LiveSources, create_app
 from monitor import db
 from monitor.broadcast import Broadcast
-from monitor.config import parse_config
 from monitor.hub import Hub
 from monitor.model import LiveItem, Observation, Reading
-from monitor.service import Service
-from monitor.tokens import create_token
-
-World = tuple[TestClient, LiveSources, dict[str, str]]
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    """The real service's hub, engine (built-in ketamine-infusion profile) and actions, without devices running;
-    its clock stands still at 1000 s unless a test moves it."""
-    cfg = parse_config({"data_dir": str(tmp_path), "bays": [
-        {"id": "bay1", "name": "Bay 1", "devices": [{"id": "ox1", "driver": "masimo", "port": "/dev/null"}]}]})
-    now = [1000.0]
-    service = Service(cfg, clock=lambda: now[0])
-    src = LiveSources("test", service.hub, service.engine, service.broadcast, service.db, service.recorder,
-                      actions=service)
-    tokens = {role: create_token(service.db, role, f"{role} one") for role in ("viewer", "nurse")}
-    with TestClient(create_app(src)) as client:
-        yield client, src, tokens
-    service.recorder.close()
-    service.db.close()
-
-
-def bearer(tokens: dict[str, str], role: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {tokens[role]}"}
+from tests.unit.conftest import World, bearer
 
 
 def test_health_needs_no_token(world: tuple[TestClient, LiveSources, dict[str, str]]) -> None:
@@ -74,9 +48,10 @@ def test_login_sets_httponly_strict_cookie_and_page_needs_it(
     assert page.status_code == 303 and page.headers["location"] == "/login"
     assert client.post("/api/login", json={"token": "wrong"}).status_code == 401
     ok = client.post("/api/login", json={"token": tokens["nurse"]})
-    assert ok.status_code == 200 and ok.json() == {"role": "nurse"}
+    assert ok.status_code == 200 and ok.json() == {"name": "nurse one", "role": "nurse"}
     cookie = ok.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie
+    assert tokens["nurse"].lower() not in cookie  # the cookie holds a session id, not the token
     assert client.get("/api/bays").status_code == 200  # the cookie now authenticates
     assert "default-src 'self'" in client.get("/").headers["content-security-policy"]
 
