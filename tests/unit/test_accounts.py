@@ -76,9 +76,9 @@ def test_a_user_logs_in_with_a_password_into_an_httponly_strict_session(world: W
 
 
 def test_passwords_are_stored_only_as_argon2_hashes(world: World, tmp_path: Path) -> None:
-    client, src, _ = world
-    add_user(src.db, "ann", "nurse", PASSWORD)
-    client.patch  # noqa: B018  (the client is not needed; the database file is what is checked)
+    client, src, tokens = world
+    client.post("/api/users", json={"name": "ann", "role": "nurse", "password": PASSWORD},
+                headers=bearer(tokens, "admin"))
     stored = src.db.execute("SELECT password_hash FROM users WHERE name = 'ann'").fetchone()[0]
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
     src.db.execute("PRAGMA wal_checkpoint(FULL)")
@@ -125,7 +125,7 @@ def test_logins_are_rate_limited_per_name(world: World) -> None:
 
 
 def test_logins_are_rate_limited_per_address_across_names(world: World) -> None:
-    client, src, tokens = world
+    client, _, tokens = world
     for i in range(5):
         assert client.post("/api/login", json={"name": f"user{i}", "password": "guess guess"}).status_code == 401
     assert client.post("/api/login", json={"token": tokens["nurse"]}).status_code == 429
@@ -144,7 +144,7 @@ def test_roles_are_enforced_by_the_server(world: World) -> None:
 
 
 def test_admin_manages_users_and_changes_take_effect_at_once(world: World) -> None:
-    client, src, tokens = world
+    client, _, tokens = world
     admin = bearer(tokens, "admin")
     made = client.post("/api/users", json={"name": "bob", "role": "viewer", "password": "short"}, headers=admin)
     assert made.status_code == 400 and "8 characters" in made.json()["detail"]
@@ -193,7 +193,7 @@ def test_admin_creates_and_revokes_tokens(world: World) -> None:
 
 
 def test_logins_and_user_changes_are_audited_and_exported(world: World) -> None:
-    client, src, tokens = world
+    client, _, tokens = world
     admin = bearer(tokens, "admin")
     client.post("/api/users", json={"name": "cat", "role": "nurse", "password": PASSWORD}, headers=admin)
     cat = TestClient(client.app)
