@@ -44,6 +44,7 @@ STATIC = Path(__file__).parent / "static"
 UPLOT = Path(__file__).parent / "node_modules" / "uplot" / "dist"
 HEARTBEAT = 2.0  # seconds of quiet after which the server sends a heartbeat (the page treats 5 s of silence as lost)
 SEND_TIMEOUT = 10.0  # a client that cannot take a message for this long is disconnected (it resyncs on reconnect)
+RECHECK = 30.0  # s between re-checks of a live connection's login
 DEFAULT_HISTORY = 900.0  # s of history when a request gives no `since`
 
 CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; object-src 'none'; frame-ancestors 'none'"
@@ -266,8 +267,14 @@ def create_app(src: LiveSources) -> FastAPI:
         with src.broadcast.subscribe() as sub:
             await ws.send_json({"type": "snapshot", **snapshot(src.site, src.hub, src.engine, time.time())})
             reader = asyncio.create_task(_drain(ws))
+            checked = time.monotonic()
             try:
                 while not reader.done():
+                    if time.monotonic() - checked > RECHECK:  # a disabled user or revoked token stops seeing data
+                        checked = time.monotonic()
+                        if identify(src.db, ws.headers, ws.cookies) is None:
+                            await ws.close(code=1008, reason="login ended")
+                            return
                     get = asyncio.create_task(sub.queue.get())
                     overflow = asyncio.create_task(sub.overflowed.wait())
                     done, _ = await asyncio.wait({get, overflow, reader}, timeout=HEARTBEAT,

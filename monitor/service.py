@@ -46,6 +46,7 @@ from monitor.model import (
 )
 from monitor.mosquitto import PrivateMosquitto
 from monitor.recorder import Recorder
+from monitor.users import end_idle_sessions
 
 if TYPE_CHECKING:
     from simulators.patient import PatientModel
@@ -76,7 +77,8 @@ class Service:
         self.hub = Hub(Bay(b.id, b.name or b.id, [d.id for d in b.devices]) for b in cfg.bays)
         self.engine = build_engine(cfg)
         self.broadcast = Broadcast()
-        self.db = db.connect(cfg.data_dir)  # the event loop's (token look-ups)
+        self.db = db.connect(cfg.data_dir)  # the event loop's (logins, audit, annotations)
+        end_idle_sessions(self.db)
         self.recorder = Recorder(db.connect(cfg.data_dir))  # its own: a long batch never blocks the loop
         self.hub.on_heard(self.engine.heard)
         self.hub.add_sink(self._decide)

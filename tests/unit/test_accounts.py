@@ -213,3 +213,20 @@ def test_logins_and_user_changes_are_audited_and_exported(world: World) -> None:
     rows = list(csv.DictReader(io.StringIO(exported.text)))
     assert [(r["who"], r["action"]) for r in rows[:2]] == [("admin one", "user_change"), ("cat", "login")]
     assert rows[0]["time_utc"].endswith("Z")
+
+
+def test_a_live_connection_ends_when_its_user_is_disabled(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dashboard.app
+
+    monkeypatch.setattr(dashboard.app, "RECHECK", 0.0)
+    monkeypatch.setattr(dashboard.app, "HEARTBEAT", 0.05)
+    client, src, tokens = world
+    logged_in(client, src, "dan", "viewer")
+    with client.websocket_connect("/ws/live") as ws:  # with the session cookie
+        assert ws.receive_json()["type"] == "snapshot"
+        assert ws.receive_json()["type"] == "heartbeat"  # still logged in: the connection lives
+        client.patch("/api/users/dan", json={"disabled": True}, headers=bearer(tokens, "admin"))
+        with pytest.raises(WebSocketDisconnect) as closed:
+            for _ in range(100):
+                ws.receive_json()
+        assert closed.value.code == 1008
