@@ -98,10 +98,13 @@ def _demo(args: argparse.Namespace) -> int:
               "`apt-get install mosquitto` for MQTT bays", flush=True)
     cfg = parse_config(demo_config(args.bays, args.port, data_dir, with_mqtt), "demo")
     conn = db.connect(data_dir)
-    token = create_token(conn, "nurse", "demo login")
+    token = create_token(conn, "nurse", "demo nurse")
+    admin = create_token(conn, "admin", "demo admin")
     conn.close()
     print(f"bedside demo: data in {data_dir}", flush=True)
     print(f"bedside demo: log in at http://127.0.0.1:{args.port}/login#token={token}", flush=True)
+    print(f"bedside demo: users, tokens and the audit log: http://127.0.0.1:{args.port}/login?next=/admin#token={admin}",
+          flush=True)
     return _serve(cfg)
 
 
