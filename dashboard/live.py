@@ -10,7 +10,15 @@ from typing import Any
 from alerts.engine import AlarmEngine
 from alerts.lifecycle import ActiveAlarm
 from monitor.hub import Hub
-from monitor.model import AlarmEvent, Annotation, AuditRecord, LiveItem, Observation, TechnicalStatus
+from monitor.model import (
+    AlarmEvent,
+    Annotation,
+    AuditRecord,
+    LiveItem,
+    Observation,
+    SettingsChanged,
+    TechnicalStatus,
+)
 
 JSON = dict[str, Any]
 
@@ -56,6 +64,8 @@ def item_json(item: LiveItem) -> JSON:
     if isinstance(item, AuditRecord):
         return {"type": "audit", "time": item.time, "who": item.who, "action": item.action, "bay": item.bay,
                 "target": item.target, "before": item.before, "after": item.after}
+    if isinstance(item, SettingsChanged):
+        return {"type": "settings", "bay": item.bay, "time": item.time, "who": item.who, "what": item.what}
     if isinstance(item, Annotation):
         return {"type": "annotation", "bay": item.bay, "id": item.id, "time": item.time, "who": item.who,
                 "kind": item.kind, "text": item.text}

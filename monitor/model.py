@@ -142,4 +142,15 @@ class Annotation:
     text: str = ""
 
 
-LiveItem = Observation | TechnicalStatus | AlarmEvent | AuditRecord | Annotation
+@dataclass(frozen=True, slots=True)
+class SettingsChanged:
+    """A bay's alarm settings (profile, the patient's limits, a baseline) were changed by `who`: pages showing
+    them read them again. The change itself is in the audit log."""
+
+    bay: str
+    time: float
+    who: str
+    what: str  # "alarm_settings" | "baseline"
+
+
+LiveItem = Observation | TechnicalStatus | AlarmEvent | AuditRecord | Annotation | SettingsChanged

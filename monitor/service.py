@@ -42,6 +42,7 @@ from monitor.model import (
     DeviceEvent,
     LiveItem,
     Observation,
+    SettingsChanged,
     TechnicalStatus,
 )
 from monitor.mosquitto import PrivateMosquitto
@@ -244,7 +245,8 @@ class Service:
                     e.set_overrides(bay, old_overrides, now)
                 raise
         self.audit(who, "alarm_settings", bay, None, before,
-                    {"profile": e.profile_name(bay), "overrides": e.overrides(bay)})
+                   {"profile": e.profile_name(bay), "overrides": e.overrides(bay)})
+        self.broadcast.publish(SettingsChanged(bay, now, who, "alarm_settings"))
         return self._published(events)
 
     def set_baseline(self, bay: str, vital: str, value: float | None, who: str) -> None:
@@ -252,6 +254,7 @@ class Service:
         before = self.engine.baselines(bay).get(vital)
         self.engine.set_baseline(bay, vital, value, self.clock())
         self.audit(who, "baseline", bay, vital, before, value)
+        self.broadcast.publish(SettingsChanged(bay, self.clock(), who, "baseline"))
 
     def _published(self, events: list[AlarmEvent]) -> list[AlarmEvent]:
         for event in events:

@@ -182,6 +182,9 @@ function onMessage(msg) {
       history.alarmMessage(msg);
       renderAlarms();
       break;
+    case "settings": // limits or profile changed (on any screen): show the server's new ones
+      loadSettings();
+      break;
     case "annotation":
       if (history.addAnnotation(msg)) {
         renderAnnotations();

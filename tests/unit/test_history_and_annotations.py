@@ -71,3 +71,16 @@ def test_history_refuses_bad_windows(world: World) -> None:
     assert too_long.status_code == 400 and "24 h" in too_long.json()["detail"]
     assert client.get("/api/bays/bay1/history", params={"since": "nan"}, headers=viewer).status_code == 422
     assert client.get("/api/bays/zzz/history", headers=viewer).status_code == 404
+
+
+def test_a_limit_change_tells_every_page_to_read_the_settings_again(world: World) -> None:
+    client, _, tokens = world
+    nurse = bearer(tokens, "nurse")
+    with client.websocket_connect("/ws/live", headers=bearer(tokens, "viewer")) as ws:
+        assert ws.receive_json()["type"] == "snapshot"
+        resp = client.put("/api/bays/bay1/alarm-settings", json={"overrides": {"spo2": {"low": 88}}}, headers=nurse)
+        assert resp.status_code == 200, resp.text
+        assert ws.receive_json() == {"type": "settings", "bay": "bay1", "time": 1000.0, "who": "nurse one",
+                                     "what": "alarm_settings"}
+        client.put("/api/bays/bay1/baselines/hr", json={"value": 72}, headers=nurse)
+        assert ws.receive_json()["what"] == "baseline"
