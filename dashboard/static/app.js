@@ -1,9 +1,13 @@
-// The nurse's live page: header (site, connection, clock), one tile per bay, the "NOT CONNECTED" banner.
-// All alarm decisions come from the server; this page only shows them.
+// The central view `/`: header (site, sound, connection, clock), the station-wide list of active alarms, one
+// tile per bay, the "NOT CONNECTED" banner and the alarm sound. All alarm decisions come from the server; this
+// page only shows them and sounds what the server says is audible.
 
+import { api } from "./api.js";
+import { AlarmSound } from "./audio.js";
 import { LiveConnection } from "./live.js";
-import { LiveState } from "./state.js";
-import { Tile } from "./tiles.js";
+import { LiveState, isAudible, loudestAudible, pausedFor, stationAlarms } from "./state.js";
+import { SYMBOL, Tile, formatAge, formatCountdown, replaceIfChanged } from "./tiles.js";
+import { SPARK_WINDOW_S } from "./trend.js";
 
 const OFFLINE_GRACE_MS = 2000; // on first load, how long "connecting" may last before the banner shows
 
@@ -13,6 +17,8 @@ const dirty = new Set(); // bay ids to redraw on the next animation frame
 let frameRequested = false;
 let everLive = false;
 let status = "connecting";
+let lostAt = null;          // server time the connection was lost (for the backfill after it returns)
+const backfilled = new Set(); // bay ids whose sparklines got their 30 min of history
 
 const grid = document.getElementById("bays");
 const siteEl = document.getElementById("site");
@@ -20,6 +26,12 @@ const connEl = document.getElementById("conn");
 const clockEl = document.getElementById("clock");
 const banner = document.getElementById("offline-banner");
 const emptyEl = document.getElementById("no-bays");
+const stationList = document.getElementById("station-alarms");
+const stationCount = document.getElementById("station-count");
+const soundButton = document.getElementById("sound-enable");
+const soundInd = document.getElementById("sound-ind");
+
+const sound = new AlarmSound(showSound);
 
 function onState(body) {
   state.applySnapshot(body);
@@ -38,7 +50,7 @@ function onState(body) {
       tiles.set(bay.id, tile);
     }
     grid.append(tile.root); // (re)appending keeps the server's order
-    for (const [key, v] of Object.entries(bay.vitals)) tile.trend.push(key, v.time, v.value);
+    for (const [key, v] of Object.entries(bay.vitals)) tile.push(key, v.time, v.value);
   }
   emptyEl.hidden = state.bays.size > 0;
   layout();
@@ -49,8 +61,9 @@ function onMessage(msg) {
   const bay = state.apply(msg);
   if (!bay) return;
   const tile = tiles.get(bay.id);
-  if (msg.type === "obs" && tile) tile.trend.push(msg.vital, msg.time, msg.value);
+  if (msg.type === "obs" && tile) tile.push(msg.vital, msg.time, msg.value);
   dirty.add(bay.id);
+  if (msg.type === "alarm") renderStation(); // the sound follows at once, not at the next frame
   if (!frameRequested) {
     frameRequested = true;
     requestAnimationFrame(flush);
@@ -70,21 +83,108 @@ function flush() {
 function renderAll() {
   const now = state.serverNow();
   for (const bay of state.bays.values()) tiles.get(bay.id)?.update(bay, now);
+  renderStation();
+}
+
+/** The station-wide list: every active alarm of every bay, highest priority first, then oldest first. */
+function renderStation() {
+  const now = state.serverNow();
+  const all = stationAlarms(state.bays.values());
+  const items = all.map(({ bay, alarm: a }) => {
+    const paused = pausedFor(a, now);
+    const parts = [
+      `${SYMBOL[a.priority] ?? "!"} ${bay.name}`,
+      a.message,
+      formatAge(now - a.since),
+      a.latched ? "LATCHED" : null,
+      a.acknowledged ? `ACK${a.acknowledged_by ? ` ${a.acknowledged_by}` : ""}` : null,
+      paused > 0 ? `AUDIO PAUSED ${formatCountdown(paused)}` : null,
+    ];
+    const li = document.createElement("li");
+    li.className = "station-alarm";
+    li.dataset.alarmBay = bay.id;
+    li.dataset.alarmId = a.id;
+    li.dataset.priority = a.priority;
+    li.dataset.acknowledged = a.acknowledged ? "true" : "false";
+    li.dataset.audible = isAudible(a, now) ? "true" : "false";
+    const link = document.createElement("a");
+    link.href = `/bay/${encodeURIComponent(bay.id)}`;
+    link.textContent = parts.filter(Boolean).join(" \u00B7 ");
+    li.append(link);
+    return li;
+  });
+  replaceIfChanged(stationList, items);
+  const n = all.length;
+  stationCount.dataset.count = String(n);
+  const text = n === 0 ? "No active alarms" : `${n} ALARM${n === 1 ? "" : "S"}`;
+  if (stationCount.textContent !== text) stationCount.textContent = text;
+  updateSound();
+}
+
+/** What sounds: the connection-loss signal while the banner shows, else the loudest audible alarm of all bays. */
+function updateSound() {
+  const pattern = !banner.hidden ? "connection" : loudestAudible(state.bays.values(), state.serverNow());
+  sound.set(pattern);
+}
+
+function showSound() {
+  const s = sound.state;
+  document.body.dataset.sound = s;
+  document.body.dataset.sounding = sound.pattern;
+  soundButton.dataset.sound = s;
+  soundButton.dataset.wanted = sound.wanted;
+  soundButton.hidden = s === "on";
+  soundInd.hidden = s !== "on";
+  const text = s === "blocked"
+    ? "NO ALARM SOUND \u2014 this browser cannot play sound here (tap to try again)"
+    : "SOUND OFF \u2014 tap to enable alarm sound";
+  if (soundButton.textContent !== text) soundButton.textContent = text;
+}
+
+function enableSound() {
+  if (sound.state !== "on") sound.enable();
 }
 
 function setStatus(s) {
+  const was = status;
   status = s;
   if (s === "live") everLive = true;
+  if (s !== "live" && was === "live") lostAt = state.serverNow();
   document.body.dataset.connection = s;
   connEl.dataset.connection = s;
   connEl.textContent = { live: "\u25CF LIVE", connecting: "\u25CC CONNECTING", disconnected: "\u2716 OFFLINE" }[s];
   showBanner();
+  if (s === "live" && was !== "live") backfill();
 }
 
 function showBanner() {
   // Before the first connection, give it a moment; after a loss, show it at once.
   banner.hidden = status === "live" || (!everLive && performance.now() < OFFLINE_GRACE_MS);
   document.body.classList.toggle("offline", !banner.hidden);
+  updateSound();
+}
+
+/** Fill the sparklines from the recorded history: 30 min for a new bay, the gap after a lost connection. Best
+ *  effort: a server without the history API (or an error) just leaves them to fill live. */
+async function backfill() {
+  const gapFrom = lostAt;
+  lostAt = null;
+  for (const bay of [...state.bays.values()]) {
+    const now = state.serverNow();
+    let since = now - SPARK_WINDOW_S;
+    if (backfilled.has(bay.id)) {
+      if (gapFrom === null) continue;
+      since = Math.max(since, gapFrom - 5);
+    }
+    backfilled.add(bay.id);
+    try {
+      const hist = await api("GET", `/api/bays/${encodeURIComponent(bay.id)}/history?since=${since.toFixed(3)}`
+        + `&until=${now.toFixed(3)}`);
+      tiles.get(bay.id)?.backfill(hist?.observations);
+    } catch {
+      // no history (404 on an older server, or a failure): the sparkline fills from live data
+    }
+  }
 }
 
 /** Pick the column count that gives the largest tiles of a wall-display shape for this many bays. */
@@ -111,12 +211,18 @@ function layout() {
 function tick() {
   const now = state.serverNow();
   clockEl.textContent = new Date(now * 1000).toLocaleTimeString([], { hour12: false });
-  renderAll(); // ages and staleness move with the clock
-  for (const tile of tiles.values()) tile.trend.redraw(now); // at most once a second per tile
+  renderAll(); // ages, staleness and countdowns move with the clock; an audio pause that ran out sounds again
+  for (const tile of tiles.values()) tile.redrawTrends(now); // at most once a second per tile
   showBanner();
 }
 
-window.addEventListener("resize", layout);
+soundButton.addEventListener("click", enableSound);
+// any tap or key on the page also starts the sound (browsers allow audio only after a user gesture)
+document.addEventListener("pointerdown", enableSound, { capture: true });
+document.addEventListener("keydown", enableSound, { capture: true });
+if (typeof ResizeObserver === "function") new ResizeObserver(layout).observe(grid);
+else window.addEventListener("resize", layout);
+showSound();
 setStatus("connecting");
 new LiveConnection({
   onState,

@@ -21,23 +21,52 @@ Helpers (from tests.browser.conftest import login, tile_state)
   tile_state(page, bay_id) -> dict: {"alarm": "high", "vitals": {"spo2": "86", ...},
       "states": {"spo2": "current", ...}, "alarms": ["!!! SpO2 LOW 86 < 90"], "technical": ["sensor_off", ...]}
 
-What the page exposes for tests
+What the page exposes for tests (the central view `/`)
   body[data-connection]      "connecting" | "live" (snapshot received) | "disconnected"; same on #conn.
   #offline-banner            visible (within 3 s) whenever not live: "NOT CONNECTED — alarms are not being shown".
+  body[data-sound]           "off" (the browser has not let the page play sound yet: #sound-enable, a full-width
+                             "SOUND OFF — tap to enable alarm sound" button, is shown; tapping it or anything on the
+                             page starts the sound) | "on" (#sound-ind "SOUND ON" in the header) | "blocked" (this
+                             browser cannot play: #sound-enable says "... cannot play sound here ...").
+  body[data-sounding]        what is sounding now: "high" | "medium" | "low" (the loudest audible alarm of all bays:
+                             not acknowledged, not in an audio pause) | "connection" (while #offline-banner shows) |
+                             "none" (nothing, or the sound is not on).
+  window.__bedsideAudio      {state, wanted, pattern, pulses, log}: pulses = how many pulses have started;
+                             log = the last 60 started pulses [{t (AudioContext s), f (Hz), td (s), pattern}].
+                             #sound-enable[data-wanted] = the pattern that would sound (flashes when not "none").
+  .station-alarm             the station-wide list under the header, one per active alarm of every bay, highest
+                             priority then oldest first; data-alarm-bay (not data-bay: [data-bay] means a tile),
+                             data-alarm-id, data-priority, data-acknowledged, data-audible; text
+                             "!!! Bay 2 · SpO2 LOW 86 < 90 · 1 min[ · LATCHED][ · ACK <who>][ · AUDIO PAUSED 1:47]",
+                             its link to /bay/<id>. #station-count[data-count] and "N ALARMS" / "No active alarms".
   [data-bay="<bay id>"]      one tile per bay, in the server's order, with
     data-alarm               "high" | "medium" | "low" | "none": highest priority among the bay's active alarms.
-    [data-vital="<key>"]     textContent is the displayed number ("97", "124"; temp and pi with one decimal),
-                             "---" when the bay has no value. data-state = "current" | "stale" | "missing".
+    a.bay-link               the bay's name, a link to /bay/<id> (at least 44 px high).
+    .patient                 "<initials> · <phase> · <time since start>" from the snapshot's session, else
+                             "no patient admitted" (data-patient = "admitted" | "none").
+    .audio-paused            shown while an alarm of the bay is audio-paused: "AUDIO PAUSED 1:47" counting down
+                             (data-seconds = seconds left).
+    [data-vital="<key>"]     textContent is the displayed number ("97", "124"; temp and pi with one decimal), or
+                             "---" whenever the value is not current. data-state = "current" | "stale" (seen but
+                             not current: older than 15 s (NIBP 15 min), or the server reports its device lost,
+                             silent (no data), sensor off/fault or the value invalid) | "missing" (never seen).
                              Keys: the big pulse cell is "hr" when HR is current, else "pr"; a small "pr" cell
                              is shown beside it when the big one shows HR; "spo2"; "nibp_sys", "nibp_dia",
-                             "nibp_map"; "rr"; "etco2" only once the bay has an EtCO2 value.
-    .vital[data-stale]       "true" when a value in that cell is stale (older than 15 s; NIBP 15 min): the
-                             number is struck through and dimmed and the cell says "STALE".
+                             "nibp_map"; "rr" and "etco2" only once the bay has such a value.
+    .vital[data-stale]       "true" when a value in that cell is not current (stale or missing): the cell's
+                             .stale-tag says why ("NO DATA", "DEVICE LOST", "SENSOR OFF", ...) and .vital-age
+                             "no data for 40 s" (or "no data" when never seen; data-never="true"); otherwise
+                             .vital-age is the age of the value ("3 s ago"; NIBP "3 min ago", its cuff reading).
     .vital[data-alarm]       priority of the alarm on that cell's vital (its number flashes), else "none".
+    .spark[data-spark]       30-minute sparkline (a canvas) of "hr"/"pr" (whichever the pulse cell shows), "spo2",
+                             "nibp_sys" (points) and "rr"; backfilled from GET /api/bays/<id>/history when it can.
     li.alarm                 one per active alarm, highest first (at most 3, then "+N more"): text
-                             "<symbol> <message>" with symbol "!!!" high, "!!" medium, "!" low;
-                             data-priority, data-alarm-id.
+                             "<symbol> <message>[ · LATCHED][ · ACK <who>][ · AUDIO PAUSED m:ss]" with symbol "!!!"
+                             high, "!!" medium, "!" low; data-priority, data-alarm-id, data-kind, data-acknowledged,
+                             data-latched, data-audible.
     li.tech                  one per technical status: data-condition ("no_data", "sensor_off", ...), data-device.
+Write wait_for_function/evaluate scripts as functions ("() => ..."): a bare expression is run with eval, which the
+page's Content-Security-Policy refuses.
 """
 
 from __future__ import annotations
