@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 UPLOT = Path(__file__).parent / "node_modules" / "uplot" / "dist"
-HEARTBEAT = 2.0  # seconds of quiet after which the server sends a heartbeat (the page treats 5 s of silence as lost)
+HEARTBEAT = 1.0  # s of quiet after which the server sends a heartbeat (the page treats 2.5 s of silence as lost)
 SEND_TIMEOUT = 10.0  # a client that cannot take a message for this long is disconnected (it resyncs on reconnect)
 RECHECK = 30.0  # s between re-checks of a live connection's login
 DEFAULT_HISTORY = 900.0  # s of history when a request gives no `since`

@@ -428,6 +428,29 @@ def test_server_stop_shows_banner_and_sounds_within_3s_then_resyncs(browser: Bro
                                     for e in page_errors), page_errors
 
 
+def test_a_frozen_server_is_noticed_within_3s_though_the_socket_stays_open(
+        page: Page, bedside: Callable[[str], Bedside]) -> None:
+    """SIGSTOP: the server's sockets stay open but nothing more comes (a half-open link, a stalled Wi-Fi); only the
+    heartbeat can tell. SIGCONT: the page finds its way back."""
+    srv = bedside(MQTT_BAY.format(bay="bay1", name="Bay 1"))
+    login(page, srv.base, srv.token("viewer"))
+    page.wait_for_function(
+        """() => /^\\d+$/.test(document.querySelector('[data-bay="bay1"] [data-vital="spo2"]').textContent)""",
+        timeout=15_000)
+    assert srv.proc is not None
+    page.wait_for_timeout(1500)  # the first heartbeats have come
+    t0 = time.monotonic()
+    os.kill(srv.proc.pid, signal.SIGSTOP)
+    try:
+        page.wait_for_function("() => !document.getElementById('offline-banner').hidden", timeout=3_000)
+        assert time.monotonic() - t0 < 3.0
+        assert page.evaluate("() => document.body.dataset.connection") != "live"
+    finally:
+        os.kill(srv.proc.pid, signal.SIGCONT)
+    page.wait_for_function("() => document.body.dataset.connection === 'live'", timeout=30_000)
+    assert page.locator("#offline-banner").is_hidden()
+
+
 def test_sound_that_cannot_play_is_said(browser: Browser, bedside: Callable[[str], Bedside]) -> None:
     srv = bedside(MQTT_BAY.format(bay="bay1", name="Bay 1"))
     context = browser.new_context(viewport=VIEWPORT)
