@@ -3,9 +3,9 @@
 // page only shows them and sounds what the server says is audible.
 
 import { api } from "./api.js";
-import { AlarmSound } from "./audio.js";
+import { pageSound } from "./sound-ui.js";
 import { LiveConnection } from "./live.js";
-import { LiveState, isAudible, loudestAudible, pausedFor, stationAlarms } from "./state.js";
+import { LiveState, isAudible, pausedFor, stationAlarms } from "./state.js";
 import { SYMBOL, Tile, formatAge, formatCountdown, replaceIfChanged } from "./tiles.js";
 import { SPARK_WINDOW_S } from "./trend.js";
 
@@ -28,10 +28,8 @@ const banner = document.getElementById("offline-banner");
 const emptyEl = document.getElementById("no-bays");
 const stationList = document.getElementById("station-alarms");
 const stationCount = document.getElementById("station-count");
-const soundButton = document.getElementById("sound-enable");
-const soundInd = document.getElementById("sound-ind");
 
-const sound = new AlarmSound(showSound);
+const sound = pageSound(document.getElementById("sound-enable"), document.getElementById("sound-ind"));
 
 function onState(body) {
   state.applySnapshot(body);
@@ -121,28 +119,8 @@ function renderStation() {
   updateSound();
 }
 
-/** What sounds: the connection-loss signal while the banner shows, else the loudest audible alarm of all bays. */
 function updateSound() {
-  const pattern = !banner.hidden ? "connection" : loudestAudible(state.bays.values(), state.serverNow());
-  sound.set(pattern);
-}
-
-function showSound() {
-  const s = sound.state;
-  document.body.dataset.sound = s;
-  document.body.dataset.sounding = sound.pattern;
-  soundButton.dataset.sound = s;
-  soundButton.dataset.wanted = sound.wanted;
-  soundButton.hidden = s === "on";
-  soundInd.hidden = s !== "on";
-  const text = s === "blocked"
-    ? "NO ALARM SOUND \u2014 this browser cannot play sound here (tap to try again)"
-    : "SOUND OFF \u2014 tap to enable alarm sound";
-  if (soundButton.textContent !== text) soundButton.textContent = text;
-}
-
-function enableSound() {
-  if (sound.state !== "on") sound.enable();
+  sound.update(state, !banner.hidden);
 }
 
 function setStatus(s) {
@@ -216,13 +194,8 @@ function tick() {
   showBanner();
 }
 
-soundButton.addEventListener("click", enableSound);
-// any tap or key on the page also starts the sound (browsers allow audio only after a user gesture)
-document.addEventListener("pointerdown", enableSound, { capture: true });
-document.addEventListener("keydown", enableSound, { capture: true });
 if (typeof ResizeObserver === "function") new ResizeObserver(layout).observe(grid);
 else window.addEventListener("resize", layout);
-showSound();
 setStatus("connecting");
 new LiveConnection({
   onState,

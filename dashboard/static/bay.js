@@ -9,7 +9,8 @@ import { BayHistory } from "./bay-history.js";
 import { ANNOTATION_KINDS, CHART_GROUPS, SYMBOL, VITAL_ORDER, formatValue, groupOf, vitalLabel, vitalUnit }
   from "./bay-vitals.js";
 import { LiveConnection } from "./live.js";
-import { LiveState, sortedAlarms } from "./state.js";
+import { pageSound } from "./sound-ui.js";
+import { LiveState, sortedAlarms, valueStatus } from "./state.js";
 
 const OFFLINE_GRACE_MS = 2000; // on first load, how long "connecting" may last before the banner shows
 const STALE_S = 15; // a value older than this is shown struck through ("STALE"), never as current
@@ -142,6 +143,12 @@ function showBanner() {
   const banner = $("offline-banner");
   banner.hidden = status === "live" || (!everLive && performance.now() < OFFLINE_GRACE_MS);
   document.body.classList.toggle("offline", !banner.hidden);
+  updateSound();
+}
+
+let sound = null;
+function updateSound() {
+  sound?.update(state, !$("offline-banner").hidden);
 }
 
 function onState(body) {
@@ -165,7 +172,14 @@ function onMessage(msg) {
     state.apply(msg);
     return;
   }
-  if (msg.bay !== BAY) return;
+  if (msg.bay !== BAY) {
+    // other bays are not shown here, but their alarms are heard: this page may be the station's screen now
+    if (msg.type === "alarm" || msg.type === "technical") {
+      state.apply(msg);
+      updateSound();
+    }
+    return;
+  }
   if (Number.isFinite(msg.time)) lastLive = Math.max(lastLive, msg.time);
   switch (msg.type) {
     case "obs":
@@ -181,6 +195,7 @@ function onMessage(msg) {
       state.apply(msg);
       history.alarmMessage(msg);
       renderAlarms();
+      updateSound();
       break;
     case "settings": // limits or profile changed (on any screen): show the server's new ones
       loadSettings();
@@ -231,13 +246,13 @@ function renderNumerics() {
       box.insertBefore(cell, next ?? null);
     }
     const v = bay.vitals[key];
-    const age = now - v.time;
-    const tech = [...bay.technical.values()].find((t) => t.device === v.device && (!t.vital || t.vital === key));
-    const stale = age > (key.startsWith("nibp_") ? NIBP_STALE_S : STALE_S);
-    c.value.textContent = formatValue(key, v.value);
-    c.age.textContent = formatAge(age);
-    c.cell.dataset.state = tech || stale ? "stale" : "current";
-    c.tag.textContent = tech ? (TECH_TEXT[tech.condition] ?? tech.condition.toUpperCase()) : stale ? "STALE" : "";
+    // the same rule as the central view: a value that is not current shows no number, only why
+    const status = valueStatus(bay, key, now, key.startsWith("nibp_") ? NIBP_STALE_S : STALE_S);
+    const current = status.state === "current";
+    c.value.textContent = current ? formatValue(key, v.value) : "---";
+    c.age.textContent = current ? formatAge(now - v.time) : `no data for ${formatAge(now - v.time)}`;
+    c.cell.dataset.state = current ? "current" : "stale";
+    c.tag.textContent = current ? "" : status.reason;
     const alarm = sortedAlarms(bay).find((a) => a.vital === key);
     c.cell.dataset.alarm = alarm ? alarm.priority : "none";
   }
@@ -653,6 +668,7 @@ async function main() {
   }
   document.body.dataset.role = canAct ? "nurse" : "viewer";
   $("annotate").hidden = !canAct;
+  sound = pageSound($("sound-enable"), $("sound-ind"));
   new LiveConnection({
     onState,
     onMessage,

@@ -266,6 +266,20 @@ def test_annotations_are_added_by_a_nurse_and_reach_another_screen_live(screens:
     assert screens.errors == []
 
 
+def test_the_bay_page_sounds_every_bays_alarm_not_only_its_own(screens: Screens, server: Server) -> None:
+    """A nurse who opens bay 1's page on the station display must still hear bay 2's desaturation; and a value
+    that is not current shows no number here either."""
+    page = screens.open_bay(server, server.viewer, "bay1")
+    expect(page.locator("body")).to_have_attribute("data-sound", "off")
+    page.click("#sound-enable")  # a real user gesture: browsers allow audio only after one
+    expect(page.locator("body")).to_have_attribute("data-sound", "on", timeout=5_000)
+    expect(page.locator("body")).to_have_attribute("data-sounding", "high", timeout=20_000)  # bay 2's SpO2 LOW
+    assert page.locator("#alarms [data-alarm-id]").count() == 0  # bay 1 itself has no alarm
+    pulses = page.evaluate("() => window.__bedsideAudio.pulses")
+    page.wait_for_function("(n) => window.__bedsideAudio.pulses > n", arg=pulses, timeout=5_000)
+    assert screens.errors == []
+
+
 def test_a_nurse_pauses_audio_and_acknowledges_an_alarm_from_the_page(screens: Screens, server: Server) -> None:
     page = screens.open_bay(server, server.nurse, "bay2")
     other = screens.open_bay(server, server.viewer, "bay2")
