@@ -7,6 +7,7 @@ made with it must carry the session's CSRF token. Logins are rate limited per na
 """
 
 # no `from __future__ import annotations`: FastAPI must resolve the handlers' local Annotated aliases
+import asyncio
 import csv
 import io
 import time
@@ -31,15 +32,31 @@ from monitor.users import (
     delete_user,
     end_session,
     get_user,
+    hash_matches,
     list_users,
+    logged_in,
+    stored_hash,
     update_user,
-    verify_password,
 )
 
 if TYPE_CHECKING:
     from dashboard.app import LiveSources
 
 AUDIT_LIMIT = 10_000  # records per request at most
+HASHING_AT_ONCE = 2  # password checks running at once (each takes a core for ~0.1-0.2 s)
+UNKNOWN_NAME = "(unknown name)"  # what the audit log says for a login attempt with a name that is no user
+CSV_FORMULA = ("=", "+", "-", "@", "\t", "\r")  # a cell starting so is a formula in a spreadsheet
+
+
+def _named(name: str | None) -> str:
+    """An attempted login's name for the audit log: a name that is no user is not written (it is often a
+    password typed into the wrong field)."""
+    return name if name else UNKNOWN_NAME
+
+
+def _cell(value: object) -> object:
+    """A CSV cell that a spreadsheet shows as text, never runs as a formula (OWASP "CSV injection")."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(CSV_FORMULA) else value
 
 
 class LoginRequest(BaseModel):
@@ -84,6 +101,7 @@ def client_address(request: Request) -> str:
 def accounts_router(src: "LiveSources", need: Callable[[Role], Callable[[Request], Identity]]) -> APIRouter:
     router = APIRouter()
     throttle = LoginThrottle()
+    hashing = asyncio.Semaphore(HASHING_AT_ONCE)
     Viewer = Annotated[Identity, Depends(need("viewer"))]
     Admin = Annotated[Identity, Depends(need("admin"))]
 
@@ -101,12 +119,15 @@ def accounts_router(src: "LiveSources", need: Callable[[Role], Callable[[Request
         if body.token is not None:
             keys, who_tried = [f"ip:{address}"], "token"
         elif body.name is not None and body.password is not None:
+            # per address, and a higher cap per name across addresses: guessing one nurse's password from many
+            # machines is slowed, yet no single machine can lock a nurse out (see dashboard/throttle.py)
             keys, who_tried = [f"ip:{address}", f"name:{body.name.lower()}"], body.name
         else:
             raise HTTPException(400, "give name and password (or an API token)")
         wait = throttle.retry_after(keys, now)
         if wait is not None:
-            src.audit(who_tried, "login_refused", after={"address": address, "reason": "rate limited"})
+            if throttle.first_refusal(keys, now):  # one audit record per blocked key and window, not per request
+                src.audit(_named(who_tried), "login_refused", after={"address": address, "reason": "rate limited"})
             raise HTTPException(429, f"too many failed logins; try again in {wait:.0f} s",
                                 {"Retry-After": str(max(1, round(wait)))})
         if body.token is not None:
@@ -120,10 +141,14 @@ def accounts_router(src: "LiveSources", need: Callable[[Role], Callable[[Request
             via = "token"
         else:
             assert body.name is not None and body.password is not None
-            user = verify_password(src.db, body.name, body.password)
+            stored = stored_hash(src.db, body.name)
+            async with hashing:  # argon2 is slow on purpose: off the event loop, a few at a time
+                matches = await asyncio.to_thread(hash_matches, stored, body.password)
+            user = logged_in(src.db, body.name, body.password, stored) if matches and stored else None
             if user is None:
                 throttle.failed(keys, now)
-                src.audit(body.name, "login_failed", after={"address": address})
+                src.audit(_named(body.name if stored is not None else None), "login_failed",
+                          after={"address": address})
                 raise HTTPException(401, "name or password not accepted")
             throttle.succeeded([f"name:{body.name.lower()}"])
             role, who = user.role, user.name
@@ -255,7 +280,7 @@ def accounts_router(src: "LiveSources", need: Callable[[Role], Callable[[Request
             writer = csv.writer(out)
             writer.writerow(("time_utc", *columns))
             for r in rows:
-                writer.writerow((time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r[0])), *r))
+                writer.writerow((time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r[0])), *(_cell(v) for v in r)))
             return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
                             headers={"Content-Disposition": 'attachment; filename="bedside-audit.csv"'})
         return {"records": [dict(zip(columns, r, strict=True)) for r in rows]}

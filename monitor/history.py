@@ -2,7 +2,8 @@
 periods, technical-status periods and annotations, read from the database.
 
 Periods are paired from their start and end events; an alarm or status that began up to `LOOKBACK` before the
-window and is still on at its start is included with its true start. Reads run on their own read-only
+window and is still on at its start is included with its true start; one that began even earlier starts at the
+beginning of the searched span with `"started_before": true`. Reads run on their own read-only
 connection (call from a worker thread), so a long read never holds up the event loop or the recorder.
 """
 
@@ -40,6 +41,9 @@ def bay_history(conn: sqlite3.Connection, bay: str, since: float, until: float) 
                                 "message": message, "start": t, "end": None}
         elif alarm_id in alarms:
             alarm_periods.append({**alarms.pop(alarm_id), "end": t})
+        else:  # its start is older than the lookback: it was on when the searched span began
+            alarm_periods.append({"id": alarm_id, "priority": priority, "kind": kind, "vital": vital,
+                                  "message": message, "start": since - LOOKBACK, "end": t, "started_before": True})
     alarm_periods += alarms.values()
 
     open_tech: dict[tuple[str, str, str | None], dict[str, Any]] = {}

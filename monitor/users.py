@@ -9,11 +9,13 @@ ends after `SESSION_IDLE` of no use (a wall display that stays connected keeps u
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import secrets
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -107,19 +109,34 @@ def update_user(conn: sqlite3.Connection, name: str, *, role: str | None = None,
     sessions look the user up on every request."""
     if get_user(conn, name) is None:
         raise KeyError(f"no user {name!r}")
-    if role is not None:
-        conn.execute("UPDATE users SET role = ? WHERE name = ?", (_check_role(role), name))
+    # check everything first, then change it all in one transaction: a refused request changes nothing
+    checked_role = None if role is None else _check_role(role)
     if password is not None:
         _check_password(password)
-        conn.execute("UPDATE users SET password_hash = ? WHERE name = ?", (_hasher.hash(password), name))
-        conn.execute("DELETE FROM sessions WHERE user = ?", (name,))  # a new password logs everyone out
-    if disabled is not None:
-        conn.execute("UPDATE users SET disabled = ? WHERE name = ?", (int(disabled), name))
-        if disabled:
+    new_hash = None if password is None else _hasher.hash(password)
+    with _transaction(conn):
+        if checked_role is not None:
+            conn.execute("UPDATE users SET role = ? WHERE name = ?", (checked_role, name))
+        if new_hash is not None:
+            conn.execute("UPDATE users SET password_hash = ? WHERE name = ?", (new_hash, name))
+        if disabled is not None:
+            conn.execute("UPDATE users SET disabled = ? WHERE name = ?", (int(disabled), name))
+        if new_hash is not None or disabled:  # a new password or a disabled user: every session of theirs ends
             conn.execute("DELETE FROM sessions WHERE user = ?", (name,))
     user = get_user(conn, name)
     assert user is not None
     return user
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def delete_user(conn: sqlite3.Connection, name: str) -> None:
@@ -128,21 +145,38 @@ def delete_user(conn: sqlite3.Connection, name: str) -> None:
     conn.execute("DELETE FROM sessions WHERE user = ?", (name,))
 
 
-def verify_password(conn: sqlite3.Connection, name: str, password: str) -> User | None:
-    """The user when `password` is theirs and they are not disabled; None otherwise (same cost either way)."""
+def stored_hash(conn: sqlite3.Connection, name: str) -> str | None:
     row = conn.execute("SELECT password_hash FROM users WHERE name = ?", (name,)).fetchone()
-    stored = row[0] if row is not None else _DUMMY_HASH
+    return None if row is None else str(row[0])
+
+
+def hash_matches(stored: str | None, password: str) -> bool:
+    """Whether `password` matches `stored` (argon2: about 0.1-0.2 s of CPU, so run it off the event loop). An
+    unknown user (None) costs the same as a known one, so timing does not tell which names exist."""
     try:
-        _hasher.verify(stored, password)
+        return _hasher.verify(stored if stored is not None else _DUMMY_HASH, password) and stored is not None
     except (VerificationError, InvalidHashError):
-        return None
-    user = get_user(conn, name) if row is not None else None
-    if user is None or user.disabled:
+        return False
+
+
+def logged_in(conn: sqlite3.Connection, name: str, password: str, stored: str) -> User | None:
+    """After `hash_matches`: the user (None if disabled or gone meanwhile); notes the login and upgrades an old
+    hash to the current parameters."""
+    user = get_user(conn, name)
+    if user is None or user.disabled or stored_hash(conn, name) != stored:
         return None
     if _hasher.check_needs_rehash(stored):
         conn.execute("UPDATE users SET password_hash = ? WHERE name = ?", (_hasher.hash(password), name))
     conn.execute("UPDATE users SET last_login = ? WHERE name = ?", (time.time(), name))
     return user
+
+
+def verify_password(conn: sqlite3.Connection, name: str, password: str) -> User | None:
+    """The user when `password` is theirs and they are not disabled; None otherwise (same cost either way)."""
+    stored = stored_hash(conn, name)
+    if not hash_matches(stored, password) or stored is None:
+        return None
+    return logged_in(conn, name, password, stored)
 
 
 # --- sessions ------------------------------------------------------------------------------------------------

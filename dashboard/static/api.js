@@ -48,9 +48,9 @@ export function allows(role, needed) {
 }
 
 /** `method` `path` with an optional JSON body; resolves to the parsed JSON (or text for non-JSON replies). */
-export async function api(method, path, body = undefined) {
+export async function api(method, path, body = undefined, retried = false) {
   const headers = { Accept: "application/json" };
-  if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = (await me()).csrf;
+  if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = (await me(retried)).csrf;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const resp = await fetch(path, {
     method,
@@ -63,7 +63,12 @@ export async function api(method, path, body = undefined) {
     toLogin();
     throw new ApiError(401, "not logged in");
   }
-  if (!resp.ok) throw new ApiError(resp.status, await detailOf(resp));
+  if (!resp.ok) {
+    const detail = await detailOf(resp);
+    // logged in again in another tab: this tab's CSRF token is old; ask for the session's and try once more
+    if (resp.status === 403 && detail.startsWith("CSRF") && !retried) return api(method, path, body, true);
+    throw new ApiError(resp.status, detail);
+  }
   const type = resp.headers.get("content-type") ?? "";
   return type.includes("json") ? resp.json() : resp.text();
 }

@@ -10,10 +10,17 @@ function showError(text) {
   errorEl.hidden = !text;
 }
 
-/** Only a path on this site: never an absolute or protocol-relative URL. */
+/** Only a page of this site: the URL parser decides (it drops tabs and newlines, reads "\\" as "/"), and
+ *  anything that resolves to another origin goes to "/". */
 function nextPage() {
   const next = new URLSearchParams(location.search).get("next") ?? "/";
-  return next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/\\") ? next : "/";
+  if (!next.startsWith("/")) return "/";
+  try {
+    const url = new URL(next, location.origin);
+    return url.origin === location.origin ? url.pathname + url.search + url.hash : "/";
+  } catch {
+    return "/";
+  }
 }
 
 async function login(body, buttons) {

@@ -17,6 +17,7 @@ from dashboard.app import LiveSources
 from dashboard.auth import COOKIE
 from monitor.db import DB_NAME
 from monitor.model import Reading
+from monitor.tokens import create_token
 from monitor.users import add_user
 from tests.unit.conftest import World, bearer
 
@@ -112,16 +113,53 @@ def test_bearer_token_clients_need_no_csrf_token(world: World) -> None:
     assert resp.status_code == 200
 
 
-def test_logins_are_rate_limited_per_name(world: World) -> None:
+def test_logins_are_rate_limited_per_address_and_a_block_is_audited_once(world: World) -> None:
     client, src, _ = world
     add_user(src.db, "ann", "nurse", PASSWORD)
     for _ in range(5):
         assert client.post("/api/login", json={"name": "ann", "password": "guess guess"}).status_code == 401
     blocked = client.post("/api/login", json={"name": "ann", "password": PASSWORD})  # even the right password
     assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
+    assert client.post("/api/login", json={"name": "ann", "password": PASSWORD}).status_code == 429
     assert COOKIE not in client.cookies
     actions = [r[0] for r in src.db.execute("SELECT action FROM audit_log WHERE who = 'ann' ORDER BY rowid")]
-    assert actions == ["login_failed"] * 5 + ["login_refused"]
+    assert actions == ["login_failed"] * 5 + ["login_refused"]  # the second refusal adds no record
+
+
+def test_one_machine_cannot_lock_a_nurse_out_but_many_are_capped_per_name(world: World) -> None:
+    client, src, _ = world
+    add_user(src.db, "ann", "nurse", PASSWORD)
+    attacker = TestClient(client.app, client=("10.0.0.66", 4000))
+    for _ in range(5):
+        attacker.post("/api/login", json={"name": "ann", "password": "guess guess"})
+    assert attacker.post("/api/login", json={"name": "ann", "password": "guess"}).status_code == 429
+    nurse = TestClient(client.app, client=("10.0.0.5", 4000))
+    assert nurse.post("/api/login", json={"name": "ann", "password": PASSWORD}).status_code == 200
+    # 30 wrong guesses for one name from many machines: then that name is blocked everywhere for a while
+    for i in range(6):
+        machine = TestClient(client.app, client=(f"10.0.1.{i}", 4000))
+        for _ in range(5):
+            assert machine.post("/api/login", json={"name": "ann", "password": "guess guess"}).status_code == 401
+    assert nurse.post("/api/login", json={"name": "ann", "password": PASSWORD}).status_code == 429
+
+
+def test_a_refused_user_change_changes_nothing(world: World) -> None:
+    client, src, tokens = world
+    add_user(src.db, "bob", "nurse", PASSWORD)
+    resp = client.patch("/api/users/bob", json={"role": "admin", "password": "short"}, headers=bearer(tokens, "admin"))
+    assert resp.status_code == 400
+    assert src.db.execute("SELECT role FROM users WHERE name = 'bob'").fetchone() == ("nurse",)
+
+
+def test_the_audit_export_cannot_carry_a_spreadsheet_formula_and_unknown_names_are_not_kept(world: World) -> None:
+    client, src, tokens = world
+    odd = create_token(src.db, "nurse", "=HYPERLINK(1)")  # an admin may label a token anyhow
+    client.post("/api/bays/bay1/annotations", json={"kind": "nausea"}, headers={"Authorization": f"Bearer {odd}"})
+    client.post("/api/login", json={"name": "MyS3cretPassw0rd", "password": "oops"})  # typed in the wrong field
+    exported = client.get("/api/audit", params={"format": "csv"}, headers=bearer(tokens, "admin")).text
+    rows = list(csv.DictReader(io.StringIO(exported)))
+    assert [r["who"] for r in rows] == ["(unknown name)", "'=HYPERLINK(1)"]
+    assert "MyS3cretPassw0rd" not in exported
 
 
 def test_logins_are_rate_limited_per_address_across_names(world: World) -> None:
