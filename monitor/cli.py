@@ -115,6 +115,9 @@ def _token(args: argparse.Namespace) -> int:
     conn = db.connect(Path(args.data_dir))
     try:
         token = create_token(conn, args.role, args.label)
+    except ValueError as exc:
+        print(f"bedside: {exc}", file=sys.stderr)
+        return 2
     finally:
         conn.close()
     print(f"created a {args.role} token; it is shown once and only its hash is stored:")

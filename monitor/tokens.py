@@ -47,6 +47,8 @@ def create_token(conn: sqlite3.Connection, role: str, label: str = "") -> str:
     checked = _role(role)
     if checked is None:
         raise ValueError(f"role must be one of {', '.join(ROLES)} (got {role!r})")
+    if label and conn.execute("SELECT 1 FROM users WHERE lower(name) = lower(?)", (label,)).fetchone():
+        raise ValueError(f"label {label!r} is a user's name: the audit log could not tell the token from them")
     token = secrets.token_urlsafe(32)
     conn.execute("INSERT INTO api_tokens VALUES (?,?,?,?)", (token_digest(token), checked, time.time(), label))
     return token

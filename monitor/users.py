@@ -85,6 +85,8 @@ def add_user(conn: sqlite3.Connection, name: str, role: str, password: str) -> U
         raise UserError("name: 1-64 letters, digits, '.', '_', '@', '-' or spaces, starting with a letter or digit")
     checked = _check_role(role)
     _check_password(password)
+    if conn.execute("SELECT 1 FROM api_tokens WHERE lower(label) = lower(?)", (name,)).fetchone():
+        raise UserError(f"{name!r} is an API token's label: the audit log could not tell the user from it")
     now = time.time()
     try:
         conn.execute("INSERT INTO users (name, role, password_hash, disabled, created) VALUES (?,?,?,0,?)",

@@ -268,3 +268,13 @@ def test_a_live_connection_ends_when_its_user_is_disabled(world: World, monkeypa
             for _ in range(100):
                 ws.receive_json()
         assert closed.value.code == 1008
+
+
+def test_a_token_cannot_pass_for_a_user_in_the_audit_log(world: World) -> None:
+    client, src, tokens = world
+    admin = bearer(tokens, "admin")
+    add_user(src.db, "bob", "nurse", PASSWORD)
+    resp = client.post("/api/tokens", json={"role": "nurse", "label": "Bob"}, headers=admin)
+    assert resp.status_code == 400 and "user's name" in resp.json()["detail"]
+    resp = client.post("/api/users", json={"name": "nurse one", "role": "nurse", "password": PASSWORD}, headers=admin)
+    assert resp.status_code == 400 and "token's label" in resp.json()["detail"]  # the world's nurse token
