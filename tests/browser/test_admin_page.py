@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +20,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect
 
 from monitor.mosquitto import free_port
-from tests.browser.conftest import VIEWPORT
+from tests.browser.conftest import VIEWPORT, running_bedside
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.browser]
 
@@ -64,28 +63,8 @@ def server(tmp_path: Path) -> Iterator[Server]:
     config.write_text(CONFIG.format(port=port))
     data_dir = tmp_path / "data"
     _cli("user", "add", ADMIN, "--role", "admin", "--data-dir", str(data_dir), stdin=f"{ADMIN_PASSWORD}\n")
-    proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", "run", "--config", str(config)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:
-            assert proc.poll() is None, "bedside exited"
-            try:
-                if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "bedside did not serve within 20 s"
-            time.sleep(0.2)
+    with running_bedside(config, port) as (base, _):
         yield Server(base, data_dir)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 class NewPage(Protocol):

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,7 +35,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect
 
 from monitor.mosquitto import free_port
-from tests.browser.conftest import VIEWPORT
+from tests.browser.conftest import VIEWPORT, create_token, running_bedside
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.browser]
 
@@ -85,45 +84,20 @@ class Server:
 
 
 @contextmanager
-def running_bedside(tmp: Path) -> Iterator[Server]:
+def two_bay_bedside(tmp: Path) -> Iterator[Server]:
     port = free_port()
     config = tmp / "clinic.toml"
     config.write_text(CONFIG.format(port=port))
-    proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", "run", "--config", str(config)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        started = time.time()
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:
-            assert proc.poll() is None, "bedside exited"
-            try:
-                if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "bedside did not serve within 20 s"
-            time.sleep(0.2)
-
-        def token(role: str, label: str) -> str:
-            return subprocess.run([sys.executable, "-m", "monitor.cli", "token", "create", "--data-dir",
-                                   str(tmp / "data"), "--role", role, "--label", label], capture_output=True,
-                                  text=True, check=True, timeout=30).stdout.strip().splitlines()[-1]
-
-        yield Server(base, token("viewer", "station"), token("nurse", "nurse ann"), started, proc)
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+    started = time.time()
+    with running_bedside(config, port) as (base, proc):
+        data = tmp / "data"
+        yield Server(base, create_token(data, "viewer", "station"), create_token(data, "nurse", "nurse ann"),
+                     started, proc)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with running_bedside(tmp_path_factory.mktemp("bay-detail")) as srv:
+    with two_bay_bedside(tmp_path_factory.mktemp("bay-detail")) as srv:
         yield srv
 
 
@@ -385,7 +359,7 @@ def test_a_viewer_sees_no_action_controls_and_the_server_refuses_their_acknowled
 
 
 def test_losing_the_server_shows_the_banner(screens: Screens, tmp_path: Path) -> None:
-    with running_bedside(tmp_path) as srv:
+    with two_bay_bedside(tmp_path) as srv:
         page = screens.open_bay(srv, srv.nurse, "bay1")
         expect(page.locator("#offline-banner")).to_be_hidden()
         srv.proc.terminate()

@@ -3,8 +3,6 @@ change, and the alarm the engine raised (colour attribute and text), and refuses
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +12,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from monitor.mosquitto import free_port
-from tests.browser.conftest import login
+from tests.browser.conftest import create_token, login, running_bedside
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.browser]
 
@@ -53,29 +51,9 @@ def server(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
     port = free_port()
     config = tmp_path / "clinic.toml"
     config.write_text(CONFIG.format(port=port))
-    proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", "run", "--config", str(config)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:
-            assert proc.poll() is None, "bedside exited"
-            try:
-                if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "bedside did not serve within 20 s"
-            time.sleep(0.2)
-        def token(role: str, label: str) -> str:
-            return subprocess.run([sys.executable, "-m", "monitor.cli", "token", "create", "--data-dir",
-                                   str(tmp_path / "data"), "--role", role, "--label", label], capture_output=True,
-                                  text=True, check=True).stdout.strip().splitlines()[-1]
-
-        yield base, token("viewer", "station"), token("nurse", "nurse ann")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with running_bedside(config, port) as (base, _):
+        data = tmp_path / "data"
+        yield base, create_token(data, "viewer", "station"), create_token(data, "nurse", "nurse ann")
 
 
 def numeric(page: Page, bay: str, vital: str) -> str:
