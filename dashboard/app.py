@@ -85,11 +85,7 @@ class LiveSources:
         if self.actions is not None:
             self.actions.audit(who, action, bay, target, before, after)
             return
-        import json
-
-        db.insert_audit(self.db, AuditRecord(time.time(), who, action, bay, target,
-                                             None if before is None else json.dumps(before, sort_keys=True),
-                                             None if after is None else json.dumps(after, sort_keys=True)))
+        db.insert_audit(self.db, AuditRecord.of(time.time(), who, action, bay, target, before, after))
 
     def database_file(self) -> Path:
         if self.db_path is not None:

@@ -154,8 +154,8 @@ def _user(args: argparse.Namespace) -> int:
         try:
             if args.user_command == "add":
                 user = add_user(conn, args.name, args.role, _read_password(f"password for {args.name}: "))
-                db.insert_audit(conn, AuditRecord(time.time(), who, "user_add", None, user.name, None,
-                                                  json.dumps({"role": user.role})))
+                db.insert_audit(conn, AuditRecord.of(time.time(), who, "user_add", None, user.name,
+                                                     after={"role": user.role}))
                 print(f"added {user.role} {user.name}")
             else:
                 password = _read_password(f"new password for {args.name}: ") if args.password else None
@@ -166,8 +166,8 @@ def _user(args: argparse.Namespace) -> int:
                 shown: dict[str, object] = {"role": args.role, "disabled": disabled,
                                             "password": "changed" if password is not None else None}
                 shown = {k: v for k, v in shown.items() if v is not None}
-                db.insert_audit(conn, AuditRecord(time.time(), who, "user_change", None, user.name, None,
-                                                  json.dumps(shown, sort_keys=True)))
+                db.insert_audit(conn, AuditRecord.of(time.time(), who, "user_change", None, user.name,
+                                                     after=shown))
                 print(f"changed {user.name}: {', '.join(sorted(shown))}")
         except (UserError, KeyError) as exc:
             print(f"bedside: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
@@ -204,7 +204,6 @@ def _probe(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    import json
     import os
 
     from alerts.profile import ProfileError, load_profiles, resolve_profile

@@ -8,6 +8,7 @@ knows). A missing value is never a number: it is no Reading plus a condition.
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -123,6 +124,13 @@ class AuditRecord:
     target: str | None = None  # e.g. the alarm id
     before: str | None = None  # JSON
     after: str | None = None  # JSON
+
+    @classmethod
+    def of(cls, time: float, who: str, action: str, bay: str | None = None, target: str | None = None,
+           before: object = None, after: object = None) -> AuditRecord:
+        """A record with `before` and `after` written as JSON (None stays None)."""
+        return cls(time, who, action, bay, target, None if before is None else json.dumps(before, sort_keys=True),
+                   None if after is None else json.dumps(after, sort_keys=True))
 
 
 AnnotationKind = Literal["note", "infusion_start", "infusion_stop", "nausea", "emergence", "analgesia"]

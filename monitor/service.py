@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 import socket
@@ -158,9 +157,7 @@ class Service:
               before: object = None, after: object = None) -> None:
         """Record a user action now, in its own transaction (an audit record is visible and on disk when the user's
         request returns); if that write fails, the recorder keeps it and retries with the next batch."""
-        record = AuditRecord(self.clock(), who, action, bay, target,
-                             None if before is None else json.dumps(before, sort_keys=True),
-                             None if after is None else json.dumps(after, sort_keys=True))
+        record = AuditRecord.of(self.clock(), who, action, bay, target, before, after)
         try:
             db.insert_audit(self.db, record)
         except sqlite3.Error:

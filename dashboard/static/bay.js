@@ -559,36 +559,30 @@ async function saveLimits(key, row, button) {
     }
     changes[which] = input.value.trim() === "" ? null : Number(input.value);
   }
-  const reply = await act(button, errEl, async () => {
-    const fresh = await api("GET", `${bayPath}/alarm-settings`);
-    const overrides = structuredClone(fresh.overrides ?? {});
-    const entry = { ...(overrides[key] ?? {}) };
-    const eff = fresh.effective?.vitals?.[key] ?? {};
+  await putLimits(key, row, button, errEl, (entry, eff) => {
     for (const which of ["low", "high"]) {
       const v = changes[which];
       if (v === null) delete entry[which]; // empty: the profile's value
       else if (which in entry || v !== eff[which]) entry[which] = v; // unchanged profile values stay the profile's
     }
-    if (Object.keys(entry).length) overrides[key] = entry;
-    else delete overrides[key];
-    return api("PUT", `${bayPath}/alarm-settings`, { overrides });
   });
-  if (reply) {
-    row.dataset.dirty = "false";
-    applyEvents(reply);
-    if (reply.settings) renderSettings(reply.settings);
-    else loadSettings();
-  }
 }
 
 async function resetLimits(key, row, button) {
-  const errEl = row.querySelector("[role=alert]");
+  await putLimits(key, row, button, row.querySelector("[role=alert]"), (entry) => {
+    delete entry.low;
+    delete entry.high;
+  });
+}
+
+/** Change this vital's entry of the patient's overrides with `edit(entry, effective)` and send the whole set
+ *  (PUT replaces all of a bay's overrides), read fresh so another screen's change to another vital is kept. */
+async function putLimits(key, row, button, errEl, edit) {
   const reply = await act(button, errEl, async () => {
     const fresh = await api("GET", `${bayPath}/alarm-settings`);
     const overrides = structuredClone(fresh.overrides ?? {});
     const entry = { ...(overrides[key] ?? {}) };
-    delete entry.low;
-    delete entry.high;
+    edit(entry, fresh.effective?.vitals?.[key] ?? {});
     if (Object.keys(entry).length) overrides[key] = entry;
     else delete overrides[key];
     return api("PUT", `${bayPath}/alarm-settings`, { overrides });
