@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dashboard.auth import COOKIE, csrf_ok, identify, same_origin
 from dashboard.throttle import LoginThrottle
+from monitor.store import AuditQuery
 from monitor.tokens import Role, TokenInfo, create_token, list_tokens, revoke_token, token_id_of, token_identity
 from monitor.users import (
     SESSION_IDLE,
@@ -259,21 +260,9 @@ def accounts_router(src: "LiveSources", need: Callable[[Role], Callable[[Request
                     bay: str | None = None, who: str | None = None, action: str | None = None,
                     limit: Annotated[int, Query(ge=1, le=AUDIT_LIMIT)] = 1000,
                     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json") -> Response | dict[str, Any]:
-        where: list[str] = []
-        args: list[str | float] = []
-        for column, value in (("bay", bay), ("who", who), ("action", action)):
-            if value:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if since is not None:
-            where.append("time >= ?")
-            args.append(since)
-        if until is not None:
-            where.append("time <= ?")
-            args.append(until)
-        sql = ("SELECT time, who, action, bay, target, before, after FROM audit_log"
-               + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY time DESC, rowid DESC LIMIT ?")
-        rows = src.db.execute(sql, (*args, limit)).fetchall()
+        records = await asyncio.to_thread(src.store.audit_log, AuditQuery(since, until, bay, who, action,
+                                                                          limit=limit))
+        rows = [(r.time, r.who, r.action, r.bay, r.target, r.before, r.after) for r in records]
         columns = ("time", "who", "action", "bay", "target", "before", "after")
         if format == "csv":
             out = io.StringIO()

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Protocol
@@ -29,12 +29,14 @@ from alerts.profile import ProfileError
 from dashboard.accounts import accounts_router
 from dashboard.auth import allows, csrf_ok, identify, same_origin
 from dashboard.live import item_json, snapshot
-from monitor import db
+from dashboard.sessions_api import sessions_router
 from monitor.broadcast import Broadcast
-from monitor.history import MAX_SPAN, bay_history, open_readonly
+from monitor.history import MAX_SPAN
 from monitor.hub import Hub
+from monitor.infusion import Session
 from monitor.model import AlarmEvent, Annotation, AuditRecord, LiveItem
 from monitor.recorder import Recorder
+from monitor.store import TraceStore
 from monitor.tokens import Role
 from monitor.users import Identity
 
@@ -62,6 +64,10 @@ class UserActions(Protocol):
                            overrides: dict[str, dict[str, Any]] | None = None) -> list[AlarmEvent]: ...
     def set_baseline(self, bay: str, vital: str, value: float | None, who: str) -> None: ...
     def annotate(self, bay: str, who: str, kind: str, text: str, at: float | None = None) -> Annotation: ...
+    def admit(self, bay: str, who: str, fields: dict[str, Any]) -> Session: ...
+    def session_step(self, session_id: str, who: str, step: str, args: dict[str, Any]) -> Session: ...
+    def session_status(self, session_id: str) -> dict[str, Any]: ...
+    def delete_session(self, session_id: str, who: str) -> None: ...
     def audit(self, who: str, action: str, bay: str | None = None, target: str | None = None,
               before: object = None, after: object = None) -> None: ...
 
@@ -74,10 +80,11 @@ class LiveSources:
     hub: Hub
     engine: AlarmEngine
     broadcast: Broadcast[LiveItem]
-    db: sqlite3.Connection
+    db: sqlite3.Connection  # accounts: users, login sessions, tokens
+    store: TraceStore  # traces: observations, alarms, annotations, audit, infusion sessions
     recorder: Recorder | None = None
     actions: UserActions | None = None
-    db_path: Path | None = field(default=None)  # for history reads on their own connection (default: db's file)
+    sessions: Mapping[str, Session] = field(default_factory=dict)  # each bay's open infusion session
 
     def audit(self, who: str, action: str, bay: str | None = None, target: str | None = None,
               before: object = None, after: object = None) -> None:
@@ -85,13 +92,7 @@ class LiveSources:
         if self.actions is not None:
             self.actions.audit(who, action, bay, target, before, after)
             return
-        db.insert_audit(self.db, AuditRecord.of(time.time(), who, action, bay, target, before, after))
-
-    def database_file(self) -> Path:
-        if self.db_path is not None:
-            return self.db_path
-        row = self.db.execute("PRAGMA database_list").fetchone()
-        return Path(row[2])
+        self.store.append_durable([AuditRecord.of(time.time(), who, action, bay, target, before, after)])
 
 
 class PauseRequest(BaseModel):
@@ -175,6 +176,7 @@ def create_app(src: LiveSources) -> FastAPI:
             raise HTTPException(404, f"no bay {bay!r}")
 
     app.include_router(accounts_router(src, need))
+    app.include_router(sessions_router(src, need, acting))
 
     # Handlers are async so they run on the event loop, never concurrently with the hub's updates.
     @app.get("/api/health")
@@ -195,7 +197,7 @@ def create_app(src: LiveSources) -> FastAPI:
 
     @app.get("/api/bays")
     async def bays(_: Viewer) -> dict[str, Any]:
-        return snapshot(src.site, src.hub, src.engine, time.time())
+        return snapshot(src.site, src.hub, src.engine, time.time(), src.sessions)
 
     @app.post("/api/bays/{bay}/alarms/{alarm_id}/acknowledge")
     async def acknowledge(bay: str, alarm_id: str, user: Nurse) -> dict[str, Any]:
@@ -238,16 +240,8 @@ def create_app(src: LiveSources) -> FastAPI:
             raise HTTPException(400, f"at most {MAX_SPAN / 3600:.0f} h per request")
         if src.recorder is not None:  # what is still in the recorder's batch is not lost from the trend
             await asyncio.to_thread(src.recorder.flush)
-        path = src.database_file()
-
-        def read() -> dict[str, Any]:
-            conn = open_readonly(path)
-            try:
-                return bay_history(conn, bay, start, end)
-            finally:
-                conn.close()
-
-        return await asyncio.to_thread(read)
+        result: dict[str, Any] = await asyncio.to_thread(src.store.bay_history, bay, start, end)
+        return result
 
     @app.post("/api/bays/{bay}/annotations")
     async def annotate(bay: str, body: AnnotationRequest, user: Nurse) -> dict[str, Any]:
@@ -261,7 +255,8 @@ def create_app(src: LiveSources) -> FastAPI:
             return
         await ws.accept()
         with src.broadcast.subscribe() as sub:
-            await ws.send_json({"type": "snapshot", **snapshot(src.site, src.hub, src.engine, time.time())})
+            await ws.send_json({"type": "snapshot", **snapshot(src.site, src.hub, src.engine, time.time(),
+                                                                src.sessions)})
             reader = asyncio.create_task(_drain(ws))
             checked = time.monotonic()
             try:

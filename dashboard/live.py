@@ -5,17 +5,20 @@ These shapes are the contract with dashboard/static/*.js (documented in docs/arc
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from alerts.engine import AlarmEngine
 from alerts.lifecycle import ActiveAlarm
 from monitor.hub import Hub
+from monitor.infusion import Session
 from monitor.model import (
     AlarmEvent,
     Annotation,
     AuditRecord,
     LiveItem,
     Observation,
+    SessionChanged,
     SettingsChanged,
     TechnicalStatus,
 )
@@ -34,8 +37,18 @@ def active_json(a: ActiveAlarm) -> JSON:
             "latched": a.latched, "audible": a.audible, "paused_until": a.paused_until, "escalation": a.escalation}
 
 
-def snapshot(site: str, hub: Hub, engine: AlarmEngine, now: float) -> JSON:
-    """Every bay with its latest value and time per vital, technical statuses and active alarms."""
+def session_summary(s: Session) -> JSON:
+    """What a tile shows of a bay's open session."""
+    return {"id": s.id, "initials": s.initials, "patient_id": s.patient_id, "phase": s.phase,
+            "phase_since": s.phase_since, "series": s.series_label, "admitted_at": s.admitted_at,
+            "infusion_started": s.infusion_started, "rate_mg_per_h": s.running_rate(),
+            "checklist_missing": s.checklist.missing()}
+
+
+def snapshot(site: str, hub: Hub, engine: AlarmEngine, now: float,
+             sessions: Mapping[str, Session] | None = None) -> JSON:
+    """Every bay with its latest value and time per vital, technical statuses, active alarms and open session."""
+    sessions = sessions or {}
     bays = []
     for state in hub.bays.values():
         bays.append({
@@ -48,7 +61,7 @@ def snapshot(site: str, hub: Hub, engine: AlarmEngine, now: float) -> JSON:
                            "detail": t.detail, "since": t.time} for t in state.technical.values()],
             "alarms": [active_json(a) for a in engine.active(state.bay.id)],
             "profile": engine.profile_name(state.bay.id),
-            "session": None,  # the patient's infusion session (initials, phase, start): the sessions issue fills it
+            "session": session_summary(sessions[state.bay.id]) if state.bay.id in sessions else None,
         })
     return {"site": site, "server_time": now, "audio_pause_s": engine.life.settings.audio_pause, "bays": bays}
 
@@ -66,6 +79,9 @@ def item_json(item: LiveItem) -> JSON:
                 "target": item.target, "before": item.before, "after": item.after}
     if isinstance(item, SettingsChanged):
         return {"type": "settings", "bay": item.bay, "time": item.time, "who": item.who, "what": item.what}
+    if isinstance(item, SessionChanged):
+        return {"type": "session", "bay": item.bay, "time": item.time, "who": item.who, "step": item.step,
+                "session": item.session}
     if isinstance(item, Annotation):
         return {"type": "annotation", "bay": item.bay, "id": item.id, "time": item.time, "who": item.who,
                 "kind": item.kind, "text": item.text}

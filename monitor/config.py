@@ -7,6 +7,8 @@
     [[bays]]          id, name, and [[bays.devices]] with id, driver, port (serial) or nothing (mqtt)
     [alarms]          profile, profiles_dir, audio_pause, reminder_after, latching, escalate_after, phase_profiles
                       (alarm limits live in alarm profiles: alerts/profiles/*.toml and docs/alarms.md)
+    [storage]         url = "postgresql://user@host:5432/db" (traces in PostgreSQL; default: SQLite in data_dir)
+    [sessions]        min_recovery_minutes, stable_minutes, stable_fraction, aldrete_min (discharge rules)
 """
 
 from __future__ import annotations
@@ -151,6 +153,21 @@ class AlarmsConfig(_Strict):
         return value
 
 
+class StorageConfig(_Strict):
+    """Where traces live: SQLite in the data dir (no url), or the PostgreSQL database `url` names."""
+
+    url: str | None = Field(default=None, pattern=r"^postgres(ql)?://")
+
+
+class SessionsConfig(_Strict):
+    """The clinic's discharge rules (docs/sessions.md)."""
+
+    min_recovery_minutes: float = Field(default=30.0, ge=0, le=600)
+    stable_minutes: float = Field(default=15.0, gt=0, le=120)
+    stable_fraction: float = Field(default=0.20, gt=0, le=1)
+    aldrete_min: int = Field(default=9, ge=0, le=10)
+
+
 class BedsideConfig(_Strict):
     site: _ID = "clinic"
     data_dir: Path = Path("data")
@@ -158,6 +175,8 @@ class BedsideConfig(_Strict):
     mqtt: MqttConfig = MqttConfig()
     bays: list[BayConfig] = Field(default_factory=list)
     alarms: AlarmsConfig = AlarmsConfig()
+    storage: StorageConfig = StorageConfig()
+    sessions: SessionsConfig = SessionsConfig()
 
     @model_validator(mode="before")
     @classmethod

@@ -1,7 +1,8 @@
 """The SQLite database under the data dir: opening it in WAL mode and creating the schema.
 
-One file, `bedside.db`, holds the recorded traces (observations, technical statuses, alarm events, annotations),
-the audit log of user actions, users (argon2 password hashes), login sessions and the hashes of API tokens.
+One file, `bedside.db`, holds the recorded traces (observations, technical statuses, alarm events, annotations,
+infusion sessions; written through monitor/sqlite_store.py), the audit log of user actions, users (argon2
+password hashes), login sessions and the hashes of API tokens.
 Columns added by a later version are added to an older file when it is opened (`_migrate`), so upgrading keeps
 what was recorded. Every connection uses WAL so the recorder's writes never block a reader.
 """
@@ -45,6 +46,11 @@ CREATE TABLE IF NOT EXISTS annotations (
     id INTEGER PRIMARY KEY AUTOINCREMENT, bay TEXT NOT NULL, time REAL NOT NULL, who TEXT NOT NULL,
     kind TEXT NOT NULL, text TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS annotations_bay_time ON annotations (bay, time);
+CREATE TABLE IF NOT EXISTS infusion_sessions (
+    id TEXT PRIMARY KEY, bay TEXT NOT NULL, patient_id TEXT NOT NULL, admitted_at REAL NOT NULL, closed_at REAL,
+    phase TEXT NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS infusion_sessions_patient ON infusion_sessions (patient_id, admitted_at);
+CREATE INDEX IF NOT EXISTS infusion_sessions_bay ON infusion_sessions (bay, admitted_at);
 """
 
 

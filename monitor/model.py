@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 Priority = Literal["high", "medium", "low"]
 AlarmKind = Literal["physiological", "technical"]
@@ -161,4 +161,16 @@ class SettingsChanged:
     what: str  # "alarm_settings" | "baseline"
 
 
-LiveItem = Observation | TechnicalStatus | AlarmEvent | AuditRecord | Annotation | SettingsChanged
+@dataclass(frozen=True, slots=True)
+class SessionChanged:
+    """A bay's infusion session took a step (admitted, checklist, dose change, phase, discharge...): `session` is
+    the session's JSON after it (monitor.infusion.Session.to_json), `step` what was done and by `who`."""
+
+    bay: str
+    time: float
+    who: str
+    step: str
+    session: dict[str, Any]
+
+
+LiveItem = Observation | TechnicalStatus | AlarmEvent | AuditRecord | Annotation | SettingsChanged | SessionChanged

@@ -1,4 +1,5 @@
-"""The recorder: writes every observation, technical status, alarm event and audit record to SQLite, in batches.
+"""The recorder: writes every observation, technical status, alarm event and audit record to the trace store, in
+batches.
 
 `record` only appends to a list (it is called on the hot path); `run` flushes the list in a worker thread
 every `interval` seconds in one transaction. A failed write keeps the batch for the next try and is logged,
@@ -11,10 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import threading
 
-from monitor.model import AlarmEvent, AuditRecord, LiveItem, Observation, TechnicalStatus
+from monitor.store import Recordable, StoreError, TraceStore
 
 log = logging.getLogger(__name__)
 
@@ -23,18 +23,18 @@ MAX_PENDING = 2_000_000  # items held while writes fail (about 30 min of 1,000 b
 
 
 class Recorder:
-    def __init__(self, conn: sqlite3.Connection, interval: float = 0.5, max_pending: int = MAX_PENDING) -> None:
-        self._conn = conn
+    def __init__(self, store: TraceStore, interval: float = 0.5, max_pending: int = MAX_PENDING) -> None:
+        self._store = store
         self._interval = interval
         self._max_pending = max_pending
-        self._pending: list[LiveItem] = []
+        self._pending: list[Recordable] = []
         self._lock = threading.Lock()  # one flush at a time (worker thread vs close)
         self.written = 0
         self.failures = 0
         self.consecutive_failures = 0  # > 0: recording is failing now (the service raises a technical alarm)
         self.dropped = 0
 
-    def record(self, item: LiveItem) -> None:
+    def record(self, item: Recordable) -> None:
         self._pending.append(item)
         if len(self._pending) > self._max_pending:  # bounded memory: monitoring must outlive a dead disk
             excess = len(self._pending) - self._max_pending
@@ -55,33 +55,17 @@ class Recorder:
             self.flush()
 
     def close(self) -> None:
-        """Write what is left and close the recorder's connection."""
+        """Write what is left (the store is closed by its owner)."""
         self.flush()
-        self._conn.close()
 
     def flush(self) -> None:
         with self._lock:
             batch, self._pending = self._pending, []
             if not batch:
                 return
-            obs = [(i.bay, i.device, i.vital, i.value, i.device_time, i.receive_time)
-                   for i in batch if isinstance(i, Observation)]
-            tech = [(i.bay, i.device, i.condition.value, i.vital, int(i.active), i.time, i.detail)
-                    for i in batch if isinstance(i, TechnicalStatus)]
-            alarms = [(i.bay, i.id, i.phase, i.kind, i.priority, i.time, i.message, i.vital, i.value, i.limit,
-                       i.device, i.by, i.level, i.until) for i in batch if isinstance(i, AlarmEvent)]
-            audit = [(i.time, i.who, i.action, i.bay, i.target, i.before, i.after)
-                     for i in batch if isinstance(i, AuditRecord)]
             try:
-                with self._conn:
-                    self._conn.execute("BEGIN")
-                    self._conn.executemany("INSERT INTO observations VALUES (?,?,?,?,?,?)", obs)
-                    self._conn.executemany("INSERT INTO technical_statuses VALUES (?,?,?,?,?,?,?)", tech)
-                    self._conn.executemany(
-                        "INSERT INTO alarm_events (bay, alarm_id, phase, kind, priority, time, message, vital, value,"
-                        " limit_value, device, by_user, level, until) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", alarms)
-                    self._conn.executemany("INSERT INTO audit_log VALUES (?,?,?,?,?,?,?)", audit)
-            except sqlite3.Error:
+                self._store.append(batch)
+            except StoreError:
                 self.failures += 1
                 self.consecutive_failures += 1
                 log.exception("recorder: write of %d items failed; keeping them for the next try", len(batch))

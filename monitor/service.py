@@ -11,7 +11,6 @@ import contextlib
 import logging
 import signal
 import socket
-import sqlite3
 import time
 import zlib
 from collections.abc import Callable, Coroutine
@@ -32,6 +31,7 @@ from monitor import db
 from monitor.broadcast import Broadcast
 from monitor.config import BayConfig, BedsideConfig, DeviceConfig
 from monitor.hub import Hub
+from monitor.infusion import Session, SessionError, SessionSettings
 from monitor.model import (
     ANNOTATION_KINDS,
     AlarmEvent,
@@ -41,11 +41,14 @@ from monitor.model import (
     DeviceEvent,
     LiveItem,
     Observation,
+    SessionChanged,
     SettingsChanged,
     TechnicalStatus,
 )
 from monitor.mosquitto import PrivateMosquitto
 from monitor.recorder import Recorder
+from monitor.sessions import Sessions
+from monitor.store import StoreError, TraceStore, open_store
 from monitor.users import end_idle_sessions
 
 if TYPE_CHECKING:
@@ -77,9 +80,15 @@ class Service:
         self.hub = Hub(Bay(b.id, b.name or b.id, [d.id for d in b.devices]) for b in cfg.bays)
         self.engine = build_engine(cfg)
         self.broadcast = Broadcast()
-        self.db = db.connect(cfg.data_dir)  # the event loop's (logins, audit, annotations)
+        self.db = db.connect(cfg.data_dir)  # accounts: users, login sessions, tokens (always this server's SQLite)
         end_idle_sessions(self.db)
-        self.recorder = Recorder(db.connect(cfg.data_dir))  # its own: a long batch never blocks the loop
+        try:
+            self.store: TraceStore = open_store(cfg.data_dir, cfg.storage.url)
+        except StoreError as exc:
+            self.db.close()
+            raise ServiceError(f"storage: {exc}") from None
+        self.recorder = Recorder(self.store)
+        self.sessions = Sessions(self.store, SessionSettings(**cfg.sessions.model_dump()), self._readings)
         self.hub.on_heard(self.engine.heard)
         self.hub.add_sink(self._decide)
         self._stop = asyncio.Event()
@@ -89,12 +98,28 @@ class Service:
         self._tick_handle: asyncio.TimerHandle | None = None
         self._last_tick = -float("inf")  # loop time of the last tick
         self.started = asyncio.Event()
+        for session in self.sessions.open.values():  # after a restart the open sessions carry on
+            self._apply_session(None, session, self.clock())
 
     # --- the data path ------------------------------------------------------------------------------------
 
-    def _publish(self, item: Observation | TechnicalStatus | AlarmEvent) -> None:
+    def _publish(self, item: Observation | TechnicalStatus) -> None:
         self.recorder.record(item)
         self.broadcast.publish(item)
+
+    def _publish_alarms(self, events: list[AlarmEvent]) -> list[AlarmEvent]:
+        """Alarm events are on disk (one fsync for all of them) before anyone is shown them; if the store fails
+        they are shown all the same, and the recorder keeps retrying them."""
+        if events:
+            try:
+                self.store.append_durable(events)
+            except StoreError:
+                log.exception("store: %d alarm events not written now; the recorder will retry", len(events))
+                for event in events:
+                    self.recorder.record(event)
+            for event in events:
+                self.broadcast.publish(event)
+        return events
 
     def _decide(self, item: Observation | TechnicalStatus) -> None:
         self._publish(item)
@@ -107,8 +132,7 @@ class Service:
         except Exception:  # a bug in the engine must be seen at the station, not swallowed with the sample
             log.exception("alarm engine failed on %r", item)
             events = self.engine.external(self._engine_failure(item.bay))
-        for event in events:
-            self._publish(event)
+        self._publish_alarms(events)
 
     def _engine_failure(self, bay: str) -> AlarmEvent:
         return AlarmEvent(bay, "engine_failure", "start", "technical", "high", self.clock(),
@@ -143,8 +167,7 @@ class Service:
         except Exception:
             log.exception("alarm engine tick failed")
             events = [e for bay in self.hub.bays for e in self.engine.external(self._engine_failure(bay))]
-        for event in [*events, *self._recording_alarms(now)]:
-            self._publish(event)
+        self._publish_alarms([*events, *self._recording_alarms(now)])
 
     async def _ticker(self) -> None:
         while True:
@@ -159,8 +182,8 @@ class Service:
         request returns); if that write fails, the recorder keeps it and retries with the next batch."""
         record = AuditRecord.of(self.clock(), who, action, bay, target, before, after)
         try:
-            db.insert_audit(self.db, record)
-        except sqlite3.Error:
+            self.store.append_durable([record])
+        except StoreError:
             log.exception("audit: direct write failed; the recorder will retry it")
             self.recorder.record(record)
 
@@ -179,10 +202,7 @@ class Service:
         when = now if at is None else at
         if not now - ANNOTATION_BACKDATE <= when <= now + 5:
             raise ValueError(f"time: within the last {ANNOTATION_BACKDATE / 3600:.0f} h and not in the future")
-        row = self.db.execute("INSERT INTO annotations (bay, time, who, kind, text) VALUES (?,?,?,?,?)",
-                              (bay, when, who, checked, text))
-        assert row.lastrowid is not None
-        note = Annotation(row.lastrowid, bay, when, who, checked, text)
+        note = Annotation(self.store.add_annotation(bay, when, who, checked, text), bay, when, who, checked, text)
         self.audit(who, "annotation", bay, checked, after={"id": note.id, "time": when, "text": text})
         self.broadcast.publish(note)
         return note
@@ -195,19 +215,19 @@ class Service:
         self._check_bay(bay)
         events = self.engine.acknowledge(bay, alarm_id, who, self.clock())
         self.audit(who, "acknowledge", bay, alarm_id, after=[e.phase for e in events])
-        return self._published(events)
+        return self._publish_alarms(events)
 
     def pause_audio(self, bay: str, who: str, seconds: float | None = None) -> list[AlarmEvent]:
         self._check_bay(bay)
         events = self.engine.pause_audio(bay, who, self.clock(), seconds)
         self.audit(who, "audio_pause", bay, after={"seconds": seconds, "alarms": [e.id for e in events]})
-        return self._published(events)
+        return self._publish_alarms(events)
 
     def resume_audio(self, bay: str, who: str) -> list[AlarmEvent]:
         self._check_bay(bay)
         events = self.engine.resume_audio(bay, who, self.clock())
         self.audit(who, "audio_resume", bay, after={"alarms": [e.id for e in events]})
-        return self._published(events)
+        return self._publish_alarms(events)
 
     def alarm_settings(self, bay: str) -> dict[str, Any]:
         self._check_bay(bay)
@@ -244,7 +264,7 @@ class Service:
         self.audit(who, "alarm_settings", bay, None, before,
                    {"profile": e.profile_name(bay), "overrides": e.overrides(bay)})
         self.broadcast.publish(SettingsChanged(bay, now, who, "alarm_settings"))
-        return self._published(events)
+        return self._publish_alarms(events)
 
     def set_baseline(self, bay: str, vital: str, value: float | None, who: str) -> None:
         self._check_bay(bay)
@@ -253,10 +273,75 @@ class Service:
         self.audit(who, "baseline", bay, vital, before, value)
         self.broadcast.publish(SettingsChanged(bay, self.clock(), who, "baseline"))
 
-    def _published(self, events: list[AlarmEvent]) -> list[AlarmEvent]:
-        for event in events:
-            self._publish(event)
+    # --- infusion sessions (monitor/sessions.py decides what is allowed; here: engine, audit, live) ----------
+
+    def admit(self, bay: str, who: str, fields: dict[str, Any]) -> Session:
+        """Admit a patient to a bay: a new session (SessionError if the bay has one open or a field is wrong)."""
+        self._check_bay(bay)
+        session = self.sessions.admit(bay, self.clock(), who, **fields)
+        self._session_changed(None, session, who, "admit", fields)
+        return session
+
+    def session_step(self, session_id: str, who: str, step: str, args: dict[str, Any]) -> Session:
+        """One step of an open session (checklist, baseline, dose, recovery, aldrete, pain, discharge, end);
+        a refused discharge is audited with its reasons too."""
+        before = self.sessions.get(session_id)
+        try:
+            after = self.sessions.step(session_id, step, self.clock(), who, args)
+        except SessionError as exc:
+            if step == "discharge":
+                self.audit(who, "session_discharge_refused", before.bay, session_id, after={"reason": str(exc)})
+            raise
+        self._session_changed(before, after, who, step, args)
+        return after
+
+    def session_status(self, session_id: str) -> dict[str, Any]:
+        """An open session's state now: what stands between the patient and discharge, the dose given so far."""
+        s, now = self.sessions.get(session_id), self.clock()
+        return {"readiness": self.sessions.readiness(s, now), "dose_given_mg": s.dose_given_mg(now)}
+
+    def delete_session(self, session_id: str, who: str) -> None:
+        """Delete a closed session and its trace (admin); audited with what it was."""
+        gone = self.sessions.delete(session_id)
+        self.audit(who, "session_delete", gone.bay, session_id,
+                   before={"patient_id": gone.patient_id, "admitted_at": gone.admitted_at})
+
+    def _session_changed(self, before: Session | None, after: Session, who: str, step: str,
+                         args: dict[str, Any]) -> None:
+        now = self.clock()
+        self._publish_alarms(self._apply_session(before, after, now, admitted=step == "admit"))
+        detail = {**args, "phase": after.phase}
+        if after.discharge is not None and step in ("discharge", "end"):
+            detail["unmet"] = list(after.discharge.unmet)
+        self.audit(who, f"session_{step}", after.bay, after.id,
+                   None if before is None else {"phase": before.phase}, detail)
+        self.broadcast.publish(SessionChanged(after.bay, now, who, step, after.to_json()))
+
+    def _apply_session(self, before: Session | None, after: Session, now: float,
+                       admitted: bool = False) -> list[AlarmEvent]:
+        """What a session step means for the alarm engine: a new patient starts from the bay's own profile with
+        no personal limits or baselines; a phase switches the profile (`[alarms] phase_profiles`); the baseline
+        taken before the infusion becomes the engine's; a closed session hands the bay back clean."""
+        e, bay = self.engine, after.bay
+        events: list[AlarmEvent] = []
+        if admitted or not after.open:
+            default = next((b.profile for b in self.config.bays if b.id == bay), None) or self.config.alarms.profile
+            events += e.set_overrides(bay, {}, now)
+            events += e.set_profile(bay, default, now)
+            for vital in e.baselines(bay):
+                e.set_baseline(bay, vital, None, now)
+        if after.open and (before is None or before.phase != after.phase):
+            events += e.phase_changed(bay, after.phase, now)
+        if after.baseline and (before is None or before.baseline != after.baseline):
+            for vital, value in after.baseline.items():
+                e.set_baseline(bay, vital, value, now)
         return events
+
+    def _readings(self, bay: str, since: float, until: float) -> dict[str, list[tuple[float, float]]]:
+        """A bay's recorded readings per vital (what the recorder still holds is written first)."""
+        self.recorder.flush()
+        return {k: list(zip(t.time.tolist(), t.value.tolist(), strict=True))
+                for k, t in self.store.trends(bay, since, until).items()}
 
     def _recording_alarms(self, now: float) -> list[AlarmEvent]:
         """RECORDING FAILED on every bay while the recorder's writes keep failing; ended when they succeed."""
@@ -311,8 +396,8 @@ class Service:
                     self.drivers.append(driver)
                     tasks.append(asyncio.create_task(supervise(driver, self.emitter(dev.id)), name=f"drv-{dev.id}"))
 
-            app = create_app(LiveSources(cfg.site, self.hub, self.engine, self.broadcast, self.db, self.recorder,
-                                         actions=self))
+            app = create_app(LiveSources(cfg.site, self.hub, self.engine, self.broadcast, self.db, self.store,
+                                         self.recorder, actions=self, sessions=self.sessions.open))
             server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off",
                                                    ws_ping_interval=10, ws_ping_timeout=10))
             core = [asyncio.create_task(self._ticker(), name="ticker"),
@@ -345,8 +430,13 @@ class Service:
                     close()
             if broker is not None:
                 await asyncio.to_thread(broker.close)
-            self.recorder.close()
-            self.db.close()
+            self.close()
+
+    def close(self) -> None:
+        """Write what the recorder holds and close the store and the accounts database."""
+        self.recorder.close()
+        self.store.close()
+        self.db.close()
 
     def _simulator(
         self, dev: DeviceConfig, bay: BayConfig, host: str, port: int

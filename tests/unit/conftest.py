@@ -29,13 +29,12 @@ def world(tmp_path: Path, clock: list[float]) -> Iterator[World]:
     cfg = parse_config({"data_dir": str(tmp_path), "bays": [
         {"id": "bay1", "name": "Bay 1", "devices": [{"id": "ox1", "driver": "masimo", "port": "/dev/null"}]}]})
     service = Service(cfg, clock=lambda: clock[0])
-    src = LiveSources("test", service.hub, service.engine, service.broadcast, service.db, service.recorder,
-                      actions=service)
+    src = LiveSources("test", service.hub, service.engine, service.broadcast, service.db, service.store,
+                      service.recorder, actions=service, sessions=service.sessions.open)
     tokens = {role: create_token(service.db, role, f"{role} one") for role in ("viewer", "nurse", "admin")}
     with TestClient(create_app(src)) as client:
         yield client, src, tokens
-    service.recorder.close()
-    service.db.close()
+    service.close()
 
 
 def bearer(tokens: dict[str, str], role: str) -> dict[str, str]:

@@ -82,10 +82,12 @@ def test_quiet_websocket_gets_heartbeats(world: tuple[TestClient, LiveSources, d
 
 def test_health_reports_a_failing_recorder(tmp_path: Path) -> None:
     from monitor.recorder import Recorder
+    from monitor.sqlite_store import SQLiteStore
 
     conn = db.connect(tmp_path)
-    rec = Recorder(conn)
-    src = LiveSources("t", Hub([]), AlarmEngine([]), Broadcast[LiveItem](), conn, rec)
+    store = SQLiteStore(tmp_path)
+    rec = Recorder(store)
+    src = LiveSources("t", Hub([]), AlarmEngine([]), Broadcast[LiveItem](), conn, store, rec)
     with TestClient(create_app(src)) as client:
         assert client.get("/api/health").json()["status"] == "ok"
         rec.record(Observation("b", "d", "spo2", 97.0, None, 1.0))

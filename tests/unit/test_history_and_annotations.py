@@ -87,12 +87,12 @@ def test_a_limit_change_tells_every_page_to_read_the_settings_again(world: World
 
 
 def test_an_alarm_that_began_before_the_lookback_still_shows_in_the_window(world: World) -> None:
-    from monitor.history import LOOKBACK, bay_history
+    from monitor.history import LOOKBACK
 
     _, src, _ = world
     src.db.execute("INSERT INTO alarm_events (bay, alarm_id, phase, kind, priority, time, message) VALUES"
                    " ('bay1', 'hr_high', 'end', 'physiological', 'medium', 5000, 'HR HIGH')")
-    h = bay_history(src.db, "bay1", 4000.0, 6000.0)
+    h = src.store.bay_history("bay1", 4000.0, 6000.0)
     [period] = h["alarms"]
     assert (period["id"], period["start"], period["end"], period["started_before"]) == (
         "hr_high", 4000.0 - LOOKBACK, 5000.0, True)

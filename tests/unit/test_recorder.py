@@ -1,5 +1,5 @@
-"""The recorder writes every observation, technical status and alarm event to SQLite in WAL mode, in batches,
-and keeps a batch whose write failed for the next try."""
+"""The recorder writes every observation, technical status and alarm event to the trace store (here SQLite in WAL
+mode) in batches, and keeps a batch whose write failed for the next try."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from monitor import db
 from monitor.model import AlarmEvent, Condition, Observation, TechnicalStatus
 from monitor.recorder import Recorder
+from monitor.sqlite_store import SQLiteStore
 
 OBS = Observation("bay1", "ox1", "spo2", 86.0, None, 10.0)
 TECH = TechnicalStatus("bay1", "ox1", Condition.SENSOR_OFF, True, 11.0, None, "sensor off patient")
@@ -17,7 +18,7 @@ ALARM = AlarmEvent("bay1", "spo2_low", "start", "physiological", "high", 10.0, "
 
 
 def test_everything_is_written_in_wal_mode(tmp_path: Path) -> None:
-    rec = Recorder(db.connect(tmp_path))
+    rec = Recorder(SQLiteStore(tmp_path))
     for item in (OBS, TECH, ALARM):
         rec.record(item)
     rec.close()
@@ -34,7 +35,7 @@ def test_everything_is_written_in_wal_mode(tmp_path: Path) -> None:
 
 def test_a_failed_write_keeps_the_batch(tmp_path: Path) -> None:
     conn = db.connect(tmp_path)
-    rec = Recorder(conn)
+    rec = Recorder(SQLiteStore(tmp_path))
     rec.record(OBS)
     conn.execute("DROP TABLE observations")  # the write will fail
     rec.flush()
@@ -47,7 +48,7 @@ def test_a_failed_write_keeps_the_batch(tmp_path: Path) -> None:
 
 def test_memory_stays_bounded_while_writes_fail(tmp_path: Path) -> None:
     conn = db.connect(tmp_path)
-    rec = Recorder(conn, max_pending=5)
+    rec = Recorder(SQLiteStore(tmp_path), max_pending=5)
     conn.execute("DROP TABLE observations")
     for i in range(8):
         rec.record(Observation("bay1", "ox1", "spo2", 90.0 + i, None, float(i)))
