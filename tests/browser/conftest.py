@@ -75,17 +75,16 @@ page's Content-Security-Policy refuses.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, ViewportSize, sync_playwright
+
+from tests.processes import create_token, running_bedside, wait_until_serving
+
+__all__ = ["create_token", "running_bedside", "wait_until_serving"]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -135,46 +134,6 @@ def page(browser: Browser, page_errors: list[str]) -> Iterator[Page]:
         yield pg
     finally:
         context.close()
-
-
-def wait_until_serving(base: str, proc: subprocess.Popen[bytes], within: float = 20.0) -> None:
-    """Wait until bedside at `base` answers /api/health (it must not exit meanwhile)."""
-    deadline = time.monotonic() + within
-    while True:
-        assert proc.poll() is None, "bedside exited"
-        try:
-            if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, f"bedside did not serve within {within:.0f} s"
-        time.sleep(0.2)
-
-
-@contextmanager
-def running_bedside(config: Path, port: int) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`bedside run --config CONFIG` serving on `port`: yields (base URL, process) once it serves; stops it."""
-    proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", "run", "--config", str(config)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_until_serving(base, proc)
-        yield base, proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-
-
-def create_token(data_dir: Path, role: str, label: str) -> str:
-    """A new API token from `bedside token create` (the last line it prints)."""
-    return subprocess.run([sys.executable, "-m", "monitor.cli", "token", "create", "--data-dir", str(data_dir),
-                           "--role", role, "--label", label], capture_output=True, text=True, check=True,
-                          timeout=30).stdout.strip().splitlines()[-1]
 
 
 def login(page: Page, base_url: str, token: str, *, timeout_ms: float = 10_000) -> None:
