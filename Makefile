@@ -49,6 +49,7 @@ test: venv system-deps lint typecheck
 
 bench: venv
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/trend.py
 
 fuzz: venv
 	@echo "no long fuzzing yet (issue 8)"

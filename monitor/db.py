@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS observations (
     bay TEXT NOT NULL, device TEXT NOT NULL, vital TEXT NOT NULL, value REAL NOT NULL,
     device_time REAL, receive_time REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS observations_bay_time ON observations (bay, receive_time);
+CREATE INDEX IF NOT EXISTS observations_trend ON observations (bay, vital, receive_time, value);
 CREATE TABLE IF NOT EXISTS technical_statuses (
     bay TEXT NOT NULL, device TEXT NOT NULL, condition TEXT NOT NULL, vital TEXT, active INTEGER NOT NULL,
     time REAL NOT NULL, detail TEXT NOT NULL);

@@ -24,6 +24,7 @@ from monitor.history import LOOKBACK, assemble
 from monitor.infusion import Session
 from monitor.model import AlarmEvent, Annotation, AuditRecord, Condition, Observation, TechnicalStatus
 from monitor.store import AuditQuery, Recordable, SessionFilter, SessionTrace, StoreError, Trend
+from monitor.vitals import VITALS
 
 
 class SQLiteStore:
@@ -152,11 +153,17 @@ class SQLiteStore:
         return SessionTrace(found, start, end, obs, tech, alarms, notes, actions)
 
     def trends(self, bay: str, since: float, until: float, vitals: Sequence[str] | None = None) -> dict[str, Trend]:
+        """One index-only range scan per vital (observations_trend covers bay, vital, time and value)."""
+        out = {}
         with self._reading() as conn:
-            rows = conn.execute("SELECT vital, receive_time, value FROM observations"
-                                " WHERE bay = ? AND receive_time BETWEEN ? AND ? ORDER BY receive_time",
-                                (bay, since, until)).fetchall()
-        return _columnar(rows, vitals)
+            for vital in vitals if vitals is not None else VITALS:
+                rows = conn.execute("SELECT receive_time, value FROM observations WHERE bay = ? AND vital = ?"
+                                    " AND receive_time BETWEEN ? AND ? ORDER BY receive_time",
+                                    (bay, vital, since, until)).fetchall()
+                if rows:
+                    columns = np.array(rows, dtype=np.float64).T.copy()  # each row of it contiguous
+                    out[vital] = Trend(columns[0], columns[1])
+        return out
 
     def bay_history(self, bay: str, since: float, until: float, observations: bool = True) -> dict[str, Any]:
         with self._reading() as conn:
@@ -223,19 +230,3 @@ def _insert(conn: sqlite3.Connection, items: Sequence[Recordable]) -> None:
             " limit_value, device, by_user, level, until) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", alarms)
     if audit:
         conn.executemany("INSERT INTO audit_log VALUES (?,?,?,?,?,?,?)", audit)
-
-
-def _columnar(rows: Sequence[tuple[str, float, float]], vitals: Sequence[str] | None) -> dict[str, Trend]:
-    """Rows (vital, time, value) in time order -> one Trend per vital, with numpy."""
-    if not rows:
-        return {}
-    names = np.array([r[0] for r in rows])
-    times = np.fromiter((r[1] for r in rows), np.float64, len(rows))
-    values = np.fromiter((r[2] for r in rows), np.float64, len(rows))
-    out = {}
-    for vital in np.unique(names).tolist():
-        if vitals is not None and vital not in vitals:
-            continue
-        mask = names == vital
-        out[str(vital)] = Trend(times[mask], values[mask])
-    return out
