@@ -56,6 +56,9 @@ def assemble(bay: str, since: float, until: float, observations: Iterable[Observ
                                        "end": None})
         elif key in open_tech:
             tech_periods.append({**open_tech.pop(key), "end": t})
+        else:  # it began before the lookback: it was on when the searched span began
+            tech_periods.append({"device": device, "condition": condition, "vital": vital, "start": since - LOOKBACK,
+                                 "end": t, "started_before": True})
     tech_periods += open_tech.values()
 
     notes = [{"id": i, "time": t, "who": who, "kind": kind, "text": text} for i, t, who, kind, text in annotations]

@@ -23,7 +23,7 @@ from monitor import db
 from monitor.history import LOOKBACK, assemble
 from monitor.infusion import Session
 from monitor.model import AlarmEvent, Annotation, AuditRecord, Condition, Observation, TechnicalStatus
-from monitor.store import AuditQuery, Recordable, SessionFilter, SessionTrace, StoreError, Trend
+from monitor.store import AuditQuery, Recordable, SessionFilter, SessionTrace, StoreError, Trend, session_span
 from monitor.vitals import VITALS
 
 
@@ -76,7 +76,7 @@ class SQLiteStore:
         found = self.session(session_id)
         if found is None:
             return False
-        start, end = _span(found)
+        start, end = session_span(found)
         with self._writing(durable=True) as conn:
             for table, column in (("observations", "receive_time"), ("technical_statuses", "time"),
                                   ("alarm_events", "time"), ("annotations", "time")):
@@ -130,7 +130,7 @@ class SQLiteStore:
         found = self.session(session_id)
         if found is None:
             return None
-        start, end = _span(found)
+        start, end = session_span(found)
         bay = found.bay
         with self._reading() as conn:
             obs = [Observation(bay, d, v, x, dt, t) for d, v, x, dt, t in conn.execute(
@@ -203,12 +203,6 @@ class SQLiteStore:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
-
-
-def _span(session: Session) -> tuple[float, float]:
-    """The time a session's trace covers: admission to close (open: to the far future)."""
-    end = session.discharge.time if session.discharge is not None else float("inf")
-    return session.admitted_at, end
 
 
 def _insert(conn: sqlite3.Connection, items: Sequence[Recordable]) -> None:

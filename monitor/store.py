@@ -72,6 +72,12 @@ class SessionFilter:
     limit: int = 1000
 
 
+def session_span(session: Session) -> tuple[float, float]:
+    """The time a session's trace covers: admission to close (still open: to the far future)."""
+    end = session.discharge.time if session.discharge is not None else float("inf")
+    return session.admitted_at, end
+
+
 class StoreError(Exception):
     """The store could not do what was asked (the backend's error is chained)."""
 
