@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import platform
 import statistics
 import sys
@@ -43,7 +44,9 @@ from monitor.hub import Hub
 from monitor.infusion import admit
 from monitor.model import AlarmEvent, Bay, LiveItem, Observation
 from monitor.mosquitto import free_port
-from monitor.store import TraceStore, open_store
+from monitor.pg_store import PostgresStore
+from monitor.sqlite_store import SQLiteStore
+from monitor.store import TraceStore
 from monitor.tokens import create_token
 
 BAYS = 6
@@ -78,6 +81,19 @@ def fill(store: TraceStore, hours: float) -> str:
     return s.id
 
 
+def drop_schema(url: str, schema: str) -> None:
+    import asyncpg
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
 def timed(client: httpx.Client, url: str, params: dict[str, float] | None, n: int) -> tuple[list[float], int]:
     client.get(url, params=params).raise_for_status()  # warm-up
     times, size = [], 0
@@ -94,12 +110,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--hours", type=float, default=4.0)
     parser.add_argument("--requests", type=int, default=20)
-    parser.add_argument("--postgres", default=None, help="a PostgreSQL url: measure that store instead of SQLite")
+    parser.add_argument("--postgres", default=None, help="a PostgreSQL url: measure that store instead of SQLite "
+                        "(in a schema of its own, dropped afterwards)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bedside-bench-") as tmp:
         data = Path(tmp)
-        store = open_store(data, args.postgres)
+        schema = f"bedside_bench_{os.getpid()}"
+        store: TraceStore = PostgresStore(args.postgres, schema=schema) if args.postgres else SQLiteStore(data)
         started = time.perf_counter()
         sid = fill(store, args.hours)
         print(f"filled {BAYS} bays x {args.hours:g} h in {time.perf_counter() - started:.1f} s "
@@ -128,6 +146,8 @@ def main() -> int:
             thread.join(timeout=10)
             conn.close()
             store.close()
+            if args.postgres:
+                drop_schema(args.postgres, schema)
 
     def line(name: str, ms: list[float], size: int) -> str:
         p95 = sorted(ms)[int(0.95 * (len(ms) - 1))]

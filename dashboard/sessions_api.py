@@ -16,8 +16,11 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from monitor.exports import Format, export
+from monitor.exports.report import REPORT_CSP
 from monitor.infusion import Session, SessionError
-from monitor.store import SessionFilter, Trend
+from monitor.session_stats import session_statistics
+from monitor.store import SessionFilter, SessionTrace
 from monitor.tokens import Role
 from monitor.users import Identity
 
@@ -82,11 +85,6 @@ class Empty(_Body):
 STEP_BODIES: dict[str, type[_Body]] = {
     "checklist": ChecklistRequest, "baseline": Empty, "dose": DoseRequest, "recovery": Empty,
     "aldrete": AldreteRequest, "pain": PainRequest, "discharge": DischargeRequest, "end": EndRequest}
-
-
-def trends_json(trends: dict[str, Trend]) -> dict[str, dict[str, list[float]]]:
-    """Columnar trends: {vital: {"t": [...], "v": [...]}} (half the size of [t, v] pairs, and fast to build)."""
-    return {k: {"t": t.time.tolist(), "v": t.value.tolist()} for k, t in trends.items()}
 
 
 def sessions_router(src: "LiveSources", need: Callable[[Role], Callable[[Request], Identity]],
@@ -175,8 +173,8 @@ def sessions_router(src: "LiveSources", need: Callable[[Role], Callable[[Request
         technical periods, annotations, the dose record (in `session`)."""
         s = stored(session_id)
         end = s.discharge.time if s.discharge is not None else time.time()
-        if src.recorder is not None and s.open:
-            await asyncio.to_thread(src.recorder.flush)
+        if s.open:
+            await flushed()
 
         def read() -> bytes:
             trends = src.store.trends(s.bay, s.admitted_at, end)
@@ -187,6 +185,65 @@ def sessions_router(src: "LiveSources", need: Callable[[Role], Callable[[Request
                            "annotations": events["annotations"]})
 
         return Response(await asyncio.to_thread(read), media_type="application/json")
+
+    def traced(session_id: str) -> SessionTrace:
+        trace = src.store.session_trace(session_id)
+        if trace is None:
+            raise HTTPException(404, f"no session {session_id!r}")
+        if trace.session.open:  # still running: up to now, not to the far future
+            trace.end = time.time()
+        return trace
+
+    @router.get("/api/sessions/{session_id}/statistics")
+    async def statistics(session_id: str, _: Viewer) -> dict[str, Any]:
+        """Min/max/median per vital, time outside limits, alarm counts, peak SBP and HR vs baseline, time back to
+        baseline, the dose given (monitor/session_stats.py)."""
+        stored(session_id)
+        await flushed()
+        return await asyncio.to_thread(lambda: session_statistics(traced(session_id)))
+
+    @router.get("/api/sessions/{session_id}/export")
+    async def export_session(session_id: str, user: Viewer,
+                             format: Annotated[Format, Query()] = "report") -> Response:
+        """The session as CSV (the trace format `bedside replay` reads), a FHIR R4 Bundle, HL7 v2.6 ORU^R01
+        (IHE PCD-01) or the printable report (HTML, shown in the browser; the others are downloads). Audited:
+        patient data leaving the system."""
+        s = stored(session_id)
+        await flushed()
+        out = await asyncio.to_thread(lambda: export(traced(session_id), format))
+        src.audit(user.who, "session_export", s.bay, session_id, after={"format": format})
+        disposition = "inline" if format == "report" else "attachment"
+        headers = {"Content-Disposition": f'{disposition}; filename="{out.filename}"'}
+        if format == "report":
+            headers["Content-Security-Policy"] = REPORT_CSP
+        return Response(out.text, media_type=out.media_type, headers=headers)
+
+    @router.get("/api/patients/{patient_id}/series")
+    async def series(patient_id: str, _: Viewer) -> dict[str, Any]:
+        """A patient's sessions, oldest first, each with its response (peak SBP and HR vs baseline), alarm
+        counts, pain before/after and notes: how the patient responds across the series."""
+        found = await asyncio.to_thread(src.store.sessions, SessionFilter(patient_id=patient_id, limit=1000))
+        if not found:
+            raise HTTPException(404, f"no sessions of patient {patient_id!r}")
+        await flushed()
+
+        def summarise() -> list[dict[str, Any]]:
+            out = []
+            for s in reversed(found):
+                trace = traced(s.id)
+                stats = session_statistics(trace)
+                out.append({"session": s.to_json(), "peaks": stats["peaks"], "alarms": stats["alarms"],
+                            "back_to_baseline": stats["back_to_baseline"], "infusion": stats["infusion"],
+                            "notes": [{"time": a.time, "kind": a.kind, "text": a.text, "who": a.who}
+                                      for a in trace.annotations]})
+            return out
+
+        return {"patient_id": patient_id, "sessions": await asyncio.to_thread(summarise)}
+
+    async def flushed() -> None:
+        """What the recorder still holds is written first, so a running session's last seconds are included."""
+        if src.recorder is not None:
+            await asyncio.to_thread(src.recorder.flush)
 
     @router.delete("/api/sessions/{session_id}")
     async def delete(session_id: str, user: Admin) -> dict[str, Any]:

@@ -33,7 +33,6 @@ import concurrent.futures
 import json
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -59,6 +58,7 @@ CREATE TABLE IF NOT EXISTS observations (
     id BIGSERIAL PRIMARY KEY, bay TEXT NOT NULL, device TEXT NOT NULL, vital TEXT NOT NULL,
     value DOUBLE PRECISION NOT NULL, device_time DOUBLE PRECISION, receive_time DOUBLE PRECISION NOT NULL);
 CREATE INDEX IF NOT EXISTS observations_bay_time ON observations (bay, receive_time, id);
+CREATE INDEX IF NOT EXISTS observations_trend ON observations (bay, vital, receive_time) INCLUDE (value);
 CREATE TABLE IF NOT EXISTS technical_statuses (
     id BIGSERIAL PRIMARY KEY, bay TEXT NOT NULL, device TEXT NOT NULL, condition TEXT NOT NULL, vital TEXT,
     active BOOLEAN NOT NULL, time DOUBLE PRECISION NOT NULL, detail TEXT NOT NULL);
@@ -333,17 +333,20 @@ class PostgresStore:
         return self._run("read session trace", work)
 
     def trends(self, bay: str, since: float, until: float, vitals: Sequence[str] | None = None) -> dict[str, Trend]:
-        # plain rows in index order, the vital filter done by the server, grouped with numpy (faster here than
-        # array_agg, which PostgreSQL 15 sorts again inside the aggregate)
-        sql = ("SELECT vital, receive_time, value FROM observations WHERE bay = $1 AND receive_time BETWEEN $2 AND $3"
-               + (" AND vital = ANY($4::text[])" if vitals is not None else "") + " ORDER BY receive_time, id")
+        # one row per vital with its times and values as float8 arrays (decoded by asyncpg in C): several times
+        # faster than a row per reading; ORDER BY inside the aggregate guarantees the order
+        sql = ("SELECT vital, array_agg(receive_time ORDER BY receive_time, id),"
+               " array_agg(value ORDER BY receive_time, id) FROM observations"
+               " WHERE bay = $1 AND receive_time BETWEEN $2 AND $3"
+               + (" AND vital = ANY($4::text[])" if vitals is not None else "") + " GROUP BY vital ORDER BY vital")
         args: list[object] = [bay, since, until] if vitals is None else [bay, since, until, list(vitals)]
 
         async def work(conn: Connection) -> list[asyncpg.Record]:
             rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
             return rows
 
-        return columnar(self._run("read trends", work))
+        return {r[0]: Trend(np.array(r[1], dtype=np.float64), np.array(r[2], dtype=np.float64))
+                for r in self._run("read trends", work)}
 
     def bay_history(self, bay: str, since: float, until: float, observations: bool = True) -> dict[str, Any]:
         async def work(conn: Connection) -> dict[str, Any]:
@@ -424,22 +427,6 @@ def _rows(items: Sequence[Recordable]) -> _Rows:
     audit: list[tuple[object, ...]] = [(i.time, i.who, i.action, i.bay, i.target, i.before, i.after)
                                        for i in items if isinstance(i, AuditRecord)]
     return obs, tech, alarms, audit
-
-
-def columnar(rows: Sequence[asyncpg.Record] | Sequence[ObservationRow]) -> dict[str, Trend]:
-    """Rows (vital, time, value) in time order -> one Trend per vital (keys sorted), with numpy. Like
-    sqlite_store's private `_columnar` (without its vital filter, done here by the server) but about twice as
-    fast: the vitals are told apart by small integer codes, not by comparing strings."""
-    n = len(rows)
-    codes: dict[str, int] = {}
-    which = np.fromiter((codes.setdefault(r[0], len(codes)) for r in rows), np.intp, n)
-    times = np.fromiter(map(itemgetter(1), rows), np.float64, n)
-    values = np.fromiter(map(itemgetter(2), rows), np.float64, n)
-    out = {}
-    for vital in sorted(codes):
-        mask = which == codes[vital]
-        out[vital] = Trend(times[mask], values[mask])
-    return out
 
 
 def _session(body: str) -> Session:
