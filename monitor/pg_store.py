@@ -42,7 +42,16 @@ import numpy as np
 from monitor.history import LOOKBACK, AlarmRow, AnnotationRow, ObservationRow, TechnicalRow, assemble
 from monitor.infusion import Session
 from monitor.model import AlarmEvent, Annotation, AuditRecord, Condition, Observation, TechnicalStatus
-from monitor.store import AuditQuery, Recordable, SessionFilter, SessionTrace, StoreError, Trend, session_span
+from monitor.store import (
+    AuditQuery,
+    Recordable,
+    SessionFilter,
+    SessionTrace,
+    StoreError,
+    Trend,
+    session_span,
+    unended,
+)
 
 T = TypeVar("T")
 if TYPE_CHECKING:  # asyncpg's classes are generic in its stubs only
@@ -390,6 +399,16 @@ class PostgresStore:
             return [AuditRecord(*r) for r in await conn.fetch(sql, *args)]
 
         return self._run("read audit log", work)
+
+    def unended_alarms(self, since: float) -> list[AlarmEvent]:
+        sql = ("SELECT bay, alarm_id, phase, kind, priority, time, message, vital, value, limit_value, device,"
+               " by_user, level, until FROM alarm_events WHERE time >= $1 AND phase IN ('start', 'end')"
+               " ORDER BY time, id")
+
+        async def work(conn: Connection) -> list[AlarmEvent]:
+            return [AlarmEvent(*r) for r in await conn.fetch(sql, since)]
+
+        return unended(self._run("read unended alarms", work))
 
     def close(self) -> None:
         """Close the pool and stop the store's thread (again: nothing happens)."""

@@ -23,7 +23,16 @@ from monitor import db
 from monitor.history import LOOKBACK, assemble
 from monitor.infusion import Session
 from monitor.model import AlarmEvent, Annotation, AuditRecord, Condition, Observation, TechnicalStatus
-from monitor.store import AuditQuery, Recordable, SessionFilter, SessionTrace, StoreError, Trend, session_span
+from monitor.store import (
+    AuditQuery,
+    Recordable,
+    SessionFilter,
+    SessionTrace,
+    StoreError,
+    Trend,
+    session_span,
+    unended,
+)
 from monitor.vitals import VITALS
 
 
@@ -199,6 +208,13 @@ class SQLiteStore:
                + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY time DESC, rowid DESC LIMIT ?")
         with self._reading() as conn:
             return [AuditRecord(*r) for r in conn.execute(sql, (*args, query.limit))]
+
+    def unended_alarms(self, since: float) -> list[AlarmEvent]:
+        with self._reading() as conn:
+            return unended([AlarmEvent(*r) for r in conn.execute(
+                "SELECT bay, alarm_id, phase, kind, priority, time, message, vital, value, limit_value, device,"
+                " by_user, level, until FROM alarm_events WHERE time >= ? AND phase IN ('start', 'end')"
+                " ORDER BY time, rowid", (since,))])
 
     def close(self) -> None:
         with self._lock:

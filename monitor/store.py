@@ -78,6 +78,17 @@ def session_span(session: Session) -> tuple[float, float]:
     return session.admitted_at, end
 
 
+def unended(events: Sequence[AlarmEvent]) -> list[AlarmEvent]:
+    """Of alarm events in time order, the starts not followed by an end of the same bay and alarm id."""
+    open_: dict[tuple[str, str], AlarmEvent] = {}
+    for e in events:
+        if e.phase == "start":
+            open_[(e.bay, e.id)] = e
+        elif e.phase == "end":
+            open_.pop((e.bay, e.id), None)
+    return sorted(open_.values(), key=lambda e: e.time)
+
+
 class StoreError(Exception):
     """The store could not do what was asked (the backend's error is chained)."""
 
@@ -119,6 +130,10 @@ class TraceStore(Protocol):
 
     def audit_log(self, query: AuditQuery) -> list[AuditRecord]:
         """Audit records, newest first."""
+
+    def unended_alarms(self, since: float) -> list[AlarmEvent]:
+        """The start events, from `since` on, of alarms that have no end recorded after them (left open when
+        bedside stopped without ending them: a crash, a kill), in time order."""
 
     def close(self) -> None: ...
 

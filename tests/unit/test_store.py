@@ -237,6 +237,16 @@ def test_a_technical_status_that_began_before_the_lookback_still_shows_in_the_wi
                                "start": since - LOOKBACK, "end": since + 500, "started_before": True}]
 
 
+def test_unended_alarms_are_the_starts_without_a_later_end(store: TraceStore) -> None:
+    store.append_durable([alarm("bay1", "hr_high", "start", T0), alarm("bay1", "hr_high", "end", T0 + 5),
+                          alarm("bay1", "hr_high", "start", T0 + 9),  # started again: open
+                          alarm("bay2", "hr_high", "start", T0 + 1), alarm("bay1", "spo2_low", "start", T0 - 100),
+                          alarm("bay1", "spo2_low", "acknowledged", T0 + 2)])
+    assert [(e.bay, e.id, e.time) for e in store.unended_alarms(T0 - 50)] == [
+        ("bay2", "hr_high", T0 + 1), ("bay1", "hr_high", T0 + 9)]  # spo2_low began before `since`
+    assert [(e.bay, e.id) for e in store.unended_alarms(T0 - 200)][0] == ("bay1", "spo2_low")
+
+
 def test_annotations_get_increasing_ids_and_show_in_history_and_session_trace(store: TraceStore) -> None:
     store.save_session(session("S1", "bay1", T0, closed=T0 + 100))
     first = store.add_annotation("bay1", T0 + 50, "nurse one", "note", "calm")
