@@ -64,6 +64,14 @@ def test_sessions_are_listed_and_exported_from_the_command_line(world: World, cl
     report = (tmp_path / "out.report").read_text()
     assert "P-0042" in report and "test over" in report and "<svg" in report
 
+    assert main(["backup", "-o", str(tmp_path / "copy.db"), "--data-dir", data]) == 0
+    capsys.readouterr()
+    assert main(["sessions", "list", "--data-dir", str(tmp_path / "restored")]) == 2
+    (tmp_path / "restored").mkdir()
+    (tmp_path / "copy.db").rename(tmp_path / "restored" / "bedside.db")  # a restore is putting the copy back
+    assert main(["sessions", "list", "--data-dir", str(tmp_path / "restored")]) == 0
+    assert capsys.readouterr().out.split()[0] == sid
+
     assert main(["export", "nope", "--format", "csv", "-o", "-", "--data-dir", data]) == 2
     assert main(["sessions", "list", "--data-dir", str(tmp_path / "empty")]) == 2
 

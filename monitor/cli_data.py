@@ -1,11 +1,13 @@
-"""`bedside sessions list` and `bedside export`: recorded infusion sessions from the command line.
+"""The recorded data from the command line: `bedside sessions list`, `bedside export`, `bedside backup`.
 
     bedside sessions list [--patient ID] [--bay B] [--data-dir D | --config FILE]
     bedside export SESSION --format csv|fhir|hl7|report -o FILE [--data-dir D | --config FILE]
+    bedside backup -o FILE [--data-dir D]
 
-Both read the trace store a running bedside writes (SQLite in the data dir, or the PostgreSQL database of the
+They read the trace store a running bedside writes (SQLite in the data dir, or the PostgreSQL database of the
 config's `[storage] url`), so they work while bedside runs. `sessions list` prints one session per line, its id
-first; `export` writes the same files as the review page's export buttons.
+first; `export` writes the same files as the review page's export buttons; `backup` copies the SQLite database
+consistently while bedside keeps writing (SQLite's online backup), for docs/operations.md.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     exp.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write it (- for stdout)")
     _where(exp)
     exp.set_defaults(func=_export)
+
+    bak = sub.add_parser("backup", help="a consistent copy of the SQLite database, safe while bedside runs")
+    bak.add_argument("-o", "--output", required=True, metavar="FILE", help="the backup file (must not exist)")
+    bak.add_argument("--data-dir", default="data", help="the data dir of the config (default: ./data)")
+    bak.set_defaults(func=_backup)
 
 
 def _where(parser: argparse.ArgumentParser) -> None:
@@ -97,4 +104,31 @@ def _export(args: argparse.Namespace) -> int:
     else:
         Path(args.output).write_text(out.text, encoding="utf-8", newline="")
         print(f"wrote {fmt} of session {args.session} to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _backup(args: argparse.Namespace) -> int:
+    import sqlite3
+
+    source_path = Path(args.data_dir) / "bedside.db"
+    target = Path(args.output)
+    if not source_path.exists():
+        print(f"bedside: {args.data_dir}: no bedside database here", file=sys.stderr)
+        return 2
+    if target.exists():
+        print(f"bedside: {target} exists; give a new file", file=sys.stderr)
+        return 2
+    source = sqlite3.connect(f"file:{source_path}?mode=ro", uri=True, timeout=10.0)
+    copy = sqlite3.connect(target)
+    try:
+        source.backup(copy)  # page by page; a write meanwhile restarts it, so the copy is one consistent moment
+    except sqlite3.Error as exc:
+        print(f"bedside: backup failed: {exc}", file=sys.stderr)
+        copy.close()
+        target.unlink(missing_ok=True)
+        return 1
+    finally:
+        source.close()
+    copy.close()
+    print(f"backed up {source_path} to {target}", file=sys.stderr)
     return 0
