@@ -285,9 +285,10 @@ def _back_to_baseline(s: Session, series: dict[str, Series], within: float) -> d
 def _infusion(s: Session, end: float) -> dict[str, Any]:
     window = _infusion_window(s, end)
     running = 0.0
-    for a, b in zip(s.doses, [*s.doses[1:], None], strict=True):
+    for i, a in enumerate(s.doses):  # each dose event lasts until the next one (the last until `end`)
+        until = s.doses[i + 1].time if i + 1 < len(s.doses) else end
         if a.rate_mg_per_h > 0:
-            running += max(0.0, (b.time if b is not None else end) - a.time)
+            running += max(0.0, until - a.time)
     return {
         "started": s.infusion_started,
         "stopped": s.infusion_stopped,

@@ -355,3 +355,14 @@ def test_report_of_an_open_session_without_readings() -> None:
     assert "No Aldrete score entered" in page and "Not discharged" in page
     assert "no readings: HR, PR" in page
     assert "<polyline" not in page
+
+
+def test_every_format_exports_a_session_ended_before_the_infusion() -> None:
+    from tests.unit.test_session_stats import ended_before_the_infusion
+
+    trace = ended_before_the_infusion()
+    page = to_report_html(trace, session_statistics(trace))
+    assert "patient declined" in page
+    assert Bundle.model_validate_json(to_fhir_json(trace)).entry
+    assert parse_message(to_hl7(trace).replace("\n", "\r"), find_groups=False).msh
+    assert to_csv(trace).count("\n") > 1

@@ -222,3 +222,19 @@ def test_alarm_periods_pairing() -> None:
     latched = periods[("spo2_low", T0 + 2415)]
     assert (latched.condition_end, latched.end, latched.acknowledged_by) == (T0 + 2470, T0 + 2480, ("nurse.jo",))
     assert periods[("pr_low", T0 + 5390)].end is None
+
+
+def ended_before_the_infusion() -> SessionTrace:
+    """A patient who declined after the baseline: no dose event at all."""
+    s = admit("sess-2025-0002", BAY, T0, "nurse.jo", patient_id=PATIENT, initials="ab", weight_kg=80.0,
+              dose_mg_per_kg=0.5, planned_minutes=40, series_kind="booster")
+    s = s.start_baseline(T0 + 300).ended(T0 + 900, "nurse.jo", "patient declined")
+    obs = [o for o in observations() if o.receive_time <= T0 + 900]
+    return SessionTrace(session=s, start=T0, end=T0 + 900, observations=obs, alarms=[], annotations=[])
+
+
+def test_a_session_ended_before_the_infusion_has_statistics() -> None:
+    st = session_statistics(ended_before_the_infusion())
+    inf = st["infusion"]
+    assert (inf["started"], inf["duration_s"], inf["running_s"], inf["dose_given_mg"]) == (None, None, 0.0, 0.0)
+    assert st["vitals"]["spo2"]["max"] == 98.0
