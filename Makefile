@@ -27,7 +27,7 @@ system-deps:
 
 demo: venv
 	@scripts/ensure-system-deps --optional mosquitto
-	$(BIN)/bedside demo
+	$(BIN)/bedside demo --speed 10
 
 lint: venv
 	$(BIN)/ruff check $(PACKAGES) tests bench

@@ -1,7 +1,7 @@
 """The `bedside` command: run, demo, simulate, probe, replay, token, user.
 
     bedside run --config FILE
-    bedside demo [--bays N] [--port P] [--data-dir D]
+    bedside demo [--bays N] [--port P] [--data-dir D] [--speed X]
     bedside simulate masimo|nellcor|nonin7|nonin8|capnostream (--port PATH|URL | --pty | --tcp PORT)
                      [--scenario FILE] [--replay CSV] [--speed X] [--interval S] [--seed N]
     bedside simulate mqtt --broker mqtt://HOST:PORT --device ID [--site S] [--scenario FILE]
@@ -9,6 +9,9 @@
     bedside token create --data-dir D --role viewer|nurse|admin [--label L]
     bedside user add NAME --role viewer|nurse|admin [--data-dir D]     (password asked for, or read from stdin)
     bedside user change NAME [--role R] [--password] [--disable|--enable] [--data-dir D];  bedside user list
+    bedside sessions list [--patient ID] [--bay B] [--data-dir D | --config FILE]
+    bedside export SESSION --format csv|fhir|hl7|report -o FILE [--data-dir D | --config FILE]
+    bedside backup -o FILE [--data-dir D]
 """
 
 from __future__ import annotations
@@ -21,10 +24,15 @@ import logging
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from monitor.config import BedsideConfig, ConfigError, load_config, parse_config
 from monitor.mosquitto import mosquitto_path
+
+if TYPE_CHECKING:
+    from monitor.service import Service
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -36,7 +44,9 @@ def _run(args: argparse.Namespace) -> int:
     return _serve(cfg)
 
 
-def _serve(cfg: BedsideConfig) -> int:
+def _serve(cfg: BedsideConfig, beside: Callable[[Service], Coroutine[Any, Any, None]] | None = None) -> int:
+    """Run the service until stopped; `beside(service)` (the demo nurse) runs once it has started, until it is
+    told to stop."""
     from monitor.service import Service, ServiceError
 
     async def main() -> None:
@@ -47,6 +57,13 @@ def _serve(cfg: BedsideConfig) -> int:
         if service.started.is_set():
             print(f"bedside: serving {len(cfg.bays)} bays at http://{cfg.http.host}:{service.bound_port}/", flush=True)
         started.cancel()
+        if beside is not None and service.started.is_set():
+            helper = asyncio.create_task(beside(service), name="beside")
+            stopping = asyncio.create_task(service.until_stopped())
+            await asyncio.wait([runner, stopping], return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            helper.cancel()
+            await asyncio.gather(helper, return_exceptions=True)
         await runner
 
     try:
@@ -59,15 +76,18 @@ def _serve(cfg: BedsideConfig) -> int:
 
 
 DEMO_DESATURATION = {"vital": "spo2", "value": 85, "start": 45, "duration": 50, "every": 240}
+DEMO_NO_INFUSION = 10 * 365 * 86400.0  # s: "never" (the demo nurse starts the simulated infusions)
 MONITOR_VITALS = ["hr", "nibp_sys", "nibp_dia", "nibp_map", "rr", "etco2", "temp"]
 
 
-def demo_config(bays: int, port: int, data_dir: Path, with_mqtt: bool) -> dict[str, object]:
+def demo_config(bays: int, port: int, data_dir: Path, with_mqtt: bool, speed: float | None = None) -> dict[str, object]:
     """A clinic of `bays` simulated bays.
 
     Bay 3's patient desaturates to 85 % for 50 s every 4 minutes, from 45 s after the start.
     With MQTT: odd bays have a Masimo pulse oximeter on a pty (SpO2, PR) beside an MQTT monitor for HR and blood
     pressure; even bays one MQTT monitor that measures everything. Without MQTT: a Masimo oximeter per bay.
+    With `speed` (the demo nurse runs the sessions, monitor/demo.py): the discharge rules are divided by it and
+    no simulated infusion starts by itself.
     """
     bay_list = []
     for i in range(1, bays + 1):
@@ -84,11 +104,22 @@ def demo_config(bays: int, port: int, data_dir: Path, with_mqtt: bool) -> dict[s
             bay["simulated_patient"] = {"episodes": [DEMO_DESATURATION]}
         bay_list.append(bay)
     return {"site": "demo", "data_dir": str(data_dir), "http": {"host": "127.0.0.1", "port": port},
-            "mqtt": {"private": with_mqtt}, "bays": bay_list}
+            "mqtt": {"private": with_mqtt}, "bays": bay_list, **_demo_sessions(bay_list, speed)}
+
+
+def _demo_sessions(bay_list: list[dict[str, object]], speed: float | None) -> dict[str, object]:
+    if speed is None:
+        return {}
+    for bay in bay_list:  # the demo nurse starts each infusion (monitor/demo.py), not the simulator's clock
+        patient = bay.get("simulated_patient")
+        bay["simulated_patient"] = {**(patient if isinstance(patient, dict) else {}),
+                                    "infusion_start": DEMO_NO_INFUSION}
+    return {"sessions": {"min_recovery_minutes": 30.0 / speed, "stable_minutes": 15.0 / speed}}
 
 
 def _demo(args: argparse.Namespace) -> int:
     from monitor import db
+    from monitor.demo import run_demo_sessions
     from monitor.tokens import create_token
 
     data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="bedside-demo-"))
@@ -96,7 +127,7 @@ def _demo(args: argparse.Namespace) -> int:
     if not with_mqtt:
         print("bedside: mosquitto is not installed, so every demo bay uses a serial (Masimo) simulator; "
               "`apt-get install mosquitto` for MQTT bays", flush=True)
-    cfg = parse_config(demo_config(args.bays, args.port, data_dir, with_mqtt), "demo")
+    cfg = parse_config(demo_config(args.bays, args.port, data_dir, with_mqtt, args.speed), "demo")
     conn = db.connect(data_dir)
     token = create_token(conn, "nurse", "demo nurse")
     admin = create_token(conn, "admin", "demo admin")
@@ -105,7 +136,17 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"bedside demo: log in at http://127.0.0.1:{args.port}/login#token={token}", flush=True)
     print(f"bedside demo: users, tokens and the audit log: http://127.0.0.1:{args.port}/login?next=/admin#token={admin}",
           flush=True)
-    return _serve(cfg)
+    if args.speed != 1:
+        print(f"bedside demo: sessions run {args.speed:g} times faster than a clinic's (alarm delays do not)",
+              flush=True)
+    return _serve(cfg, lambda service: run_demo_sessions(service, args.speed))
+
+
+def _speed(text: str) -> float:
+    value = float(text)
+    if not 1 <= value <= 600:
+        raise argparse.ArgumentTypeError(f"{text}: from 1 to 600")
+    return value
 
 
 def _token(args: argparse.Namespace) -> int:
@@ -256,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--bays", type=int, default=6, choices=range(1, 65), metavar="N")
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--data-dir", default=None, help="where to record (default: a new temporary directory)")
+    demo.add_argument("--speed", type=_speed, default=1.0, metavar="X",
+                      help="run the demo's sessions X times faster than real (1..600; alarm delays stay real)")
     demo.set_defaults(func=_demo)
 
     sim = sub.add_parser("simulate", help="run one device simulator",
@@ -329,6 +372,10 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (add, change, lst):
         p.add_argument("--data-dir", default="data", help="the data dir of the config (default: ./data)")
         p.set_defaults(func=_user)
+
+    from monitor.cli_data import add_parsers
+
+    add_parsers(sub)  # sessions list, export, backup
     return parser
 
 

@@ -14,7 +14,7 @@ import socket
 import time
 import zlib
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -60,6 +60,7 @@ TICK = 1.0  # seconds between the engine's periodic ticks (silence, staleness, d
 MIN_TICK_GAP = 0.02  # s: observations arriving together share one tick; an undelayed alarm waits at most this
 MAX_ANNOTATION = 2000  # characters of an annotation's text
 ANNOTATION_BACKDATE = 12 * 3600.0  # s: how far back a nurse may place an annotation ("infusion started 10 min ago")
+RESTART_LOOKBACK = 7 * 24 * 3600.0  # s: alarms left open by a stop this long ago are ended at start
 RECORDING_FAILURES = 3  # consecutive failed recorder writes (about 1.5 s) before RECORDING FAILED
 
 
@@ -94,12 +95,29 @@ class Service:
         self._stop = asyncio.Event()
         self._closers: list[Callable[[], None]] = []  # simulators' ptys
         self._patients: dict[str, PatientModel] = {}
+        self._patient_t0: dict[str, float] = {}  # bay -> clock() at its simulators' session time 0
         self._recording_failed = False
         self._tick_handle: asyncio.TimerHandle | None = None
         self._last_tick = -float("inf")  # loop time of the last tick
         self.started = asyncio.Event()
         for session in self.sessions.open.values():  # after a restart the open sessions carry on
             self._apply_session(None, session, self.clock())
+        self._end_alarms_left_open()
+
+    def _end_alarms_left_open(self) -> None:
+        """Alarms a crash left without an end are ended now, in the record, so a history does not show them as
+        still on; the engine raises each again if its condition still holds."""
+        now = self.clock()
+        try:
+            left = self.store.unended_alarms(now - RESTART_LOOKBACK)
+            ends = [replace(e, phase="end", time=now, by=None, level=0, until=None,
+                            message=f"{e.message} (ended at restart: bedside had stopped)")
+                    for e in left if e.bay in self.hub.bays]
+            if ends:
+                self.store.append_durable(ends)
+                log.warning("ended %d alarms left open when bedside stopped", len(ends))
+        except StoreError:
+            log.exception("could not end the alarms left open when bedside stopped; their history shows them on")
 
     # --- the data path ------------------------------------------------------------------------------------
 
@@ -359,6 +377,10 @@ class Service:
     def stop(self) -> None:
         self._stop.set()
 
+    async def until_stopped(self) -> None:
+        """Return once the service is told to stop (stop(), SIGINT, SIGTERM), before it shuts down."""
+        await self._stop.wait()
+
     async def run(self) -> None:
         cfg = self.config
         loop = asyncio.get_running_loop()
@@ -447,11 +469,12 @@ class Service:
 
         model = self._patient(bay)
         if dev.driver in PROTOCOLS:
-            server = open_device_pty(dev.driver, model)
+            server = open_device_pty(dev.driver, model, clock=self._patient_clock(bay.id))
             self._closers.append(server.close)
             return server.path, server.run()
         if dev.driver == "mqtt":
-            return None, run_mqtt_simulator(host, port, self.config.site, dev.id, model, vitals=dev.simulate_vitals)
+            return None, run_mqtt_simulator(host, port, self.config.site, dev.id, model, vitals=dev.simulate_vitals,
+                                            clock=self._patient_clock(bay.id))
         raise ValueError(f"bay {bay.id} device {dev.id}: no simulator for driver {dev.driver!r}")
 
     def _patient(self, bay: BayConfig) -> PatientModel:
@@ -464,6 +487,20 @@ class Service:
             episodes = [Episode(e.vital, e.value, e.start, e.duration, e.every) for e in p.episodes]
             self._patients[bay.id] = PatientModel(seed, p.infusion_start, p.infusion_minutes, episodes=episodes)
         return self._patients[bay.id]
+
+    def _patient_clock(self, bay: str) -> Callable[[], float]:
+        """The clock of `bay`'s simulators: the service's, noting its first reading (their session time 0)."""
+        def clock() -> float:
+            now = self.clock()
+            self._patient_t0.setdefault(bay, now)
+            return now
+        return clock
+
+    def simulated_patient(self, bay: str) -> tuple[PatientModel, float] | None:
+        """The simulated patient of `bay` and the clock() time its simulators count from (their session time
+        t = clock() - origin); None when the bay has no simulated device or they have not started yet."""
+        model, origin = self._patients.get(bay), self._patient_t0.get(bay)
+        return None if model is None or origin is None else (model, origin)
 
 
 def build_engine(cfg: BedsideConfig) -> AlarmEngine:

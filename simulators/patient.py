@@ -168,9 +168,8 @@ class PatientModel:
             "hr": float(np.clip(10.0 + 3.0 * z + 2.5 * e[2], 0.0, 25.0)),
         }
         """The patient's rise at the peak of the infusion response (mmHg, /min)."""
-        self.peak_time: float = infusion_start + 60.0 * (
-            infusion_minutes + float(np.clip(2.0 * rng.standard_normal(), -4.0, 4.0))
-        )
+        self._peak_jitter = float(np.clip(2.0 * rng.standard_normal(), -4.0, 4.0))  # minutes
+        self.peak_time: float = infusion_start + 60.0 * (infusion_minutes + self._peak_jitter)
         """Session time (s) of the peak of the infusion response."""
 
         self._knots: dict[tuple[int, int], np.ndarray] = {}
@@ -200,6 +199,20 @@ class PatientModel:
     def overrides(self) -> dict[str, float]:
         """A copy of the active overrides."""
         return dict(self._overrides)
+
+    def start_infusion(self, t: float, minutes: float, *, recovery_minutes: float | None = None) -> None:
+        """The infusion starts at session time `t` and lasts `minutes` (replacing the one given at construction),
+        e.g. when a nurse starts it. The response peaks near its end: the patient's jitter (about 2 min for a
+        40-minute infusion) shrinks in proportion for a shorter one (a time-compressed demo), so the peak never
+        comes before the infusion. `recovery_minutes`, when given, sets how long the response takes to fade."""
+        if minutes <= 0 or (recovery_minutes is not None and recovery_minutes <= 0):
+            raise ValueError("minutes and recovery_minutes must be > 0")
+        self.infusion_start = t
+        self.infusion_minutes = minutes
+        if recovery_minutes is not None:
+            self.recovery_minutes = recovery_minutes
+        jitter = self._peak_jitter * min(1.0, minutes / 40.0)  # |jitter| <= 10 % of the infusion
+        self.peak_time = t + 60.0 * (minutes + jitter)
 
     # -- the model -------------------------------------------------------------------------------------------
 

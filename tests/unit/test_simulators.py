@@ -372,3 +372,37 @@ def test_monitor_values_send_nibp_only_at_cuff_cycles() -> None:
     assert values["etco2"] is None and status == {"etco2": "sensor_off"}
     msg = json.loads(numerics_payload(values, 2, datetime.now(UTC), status))
     assert msg["values"]["etco2"] is None and isinstance(msg["values"]["hr"], float)
+
+
+def test_start_infusion_moves_the_response_to_the_new_infusion() -> None:
+    for seed in range(10):
+        model = PatientModel(seed, infusion_start=1e9, noise=False)
+        reference = PatientModel(seed, infusion_start=1e9, noise=False)
+        assert model.infusion_effect(3600.0) == 0.0  # no infusion yet
+        model.start_infusion(600.0, 4.0, recovery_minutes=2.0)  # a 40-min infusion compressed 10 times
+        assert (model.infusion_start, model.infusion_minutes, model.recovery_minutes) == (600.0, 4.0, 2.0)
+        # none before it; the peak near its end (within 10 % of its length), never before it started
+        assert all(model.infusion_effect(t) == 0.0 for t in np.arange(0.0, 600.1, 10.0))
+        assert 600.0 + 0.9 * 240.0 <= model.peak_time <= 600.0 + 1.1 * 240.0
+        ts = np.arange(600.0, 1200.0, 1.0)
+        peak_at = ts[int(np.argmax([model.infusion_effect(float(t)) for t in ts]))]
+        assert abs(peak_at - model.peak_time) <= 1.0 and model.infusion_effect(model.peak_time) == 1.0
+        assert model.infusion_effect(model.peak_time + 10 * 60.0) < 0.01  # faded after 5 recovery widths
+        # the vitals follow: at the peak, BP and HR are up by the patient's response; before, the same patient
+        at_peak, before = model.sample(model.peak_time), model.sample(300.0)
+        assert at_peak["nibp_sys"] - reference.sample(model.peak_time)["nibp_sys"] == pytest.approx(
+            model.response["nibp_sys"])
+        assert before == reference.sample(300.0)
+
+
+def test_start_infusion_keeps_the_patient_and_checks_its_arguments() -> None:
+    model = PatientModel(3)
+    baseline, response, jitter = dict(model.baseline), dict(model.response), model.peak_time - 120.0 - 2400.0
+    model.start_infusion(100.0, 40.0)
+    assert model.baseline == baseline and model.response == response
+    assert model.peak_time - 100.0 - 2400.0 == pytest.approx(jitter)  # a 40-min infusion: the same jitter
+    assert model.recovery_minutes == 20.0
+    with pytest.raises(ValueError):
+        model.start_infusion(0.0, 0.0)
+    with pytest.raises(ValueError):
+        model.start_infusion(0.0, 10.0, recovery_minutes=0.0)
