@@ -6,6 +6,7 @@
 import { ApiError, allows, api, me } from "./api.js";
 import { TrendChart } from "./bay-chart.js";
 import { BayHistory } from "./bay-history.js";
+import { SessionPanel } from "./bay-session.js";
 import { ANNOTATION_KINDS, CHART_GROUPS, SYMBOL, VITAL_ORDER, formatValue, groupOf, vitalLabel, vitalUnit }
   from "./bay-vitals.js";
 import { LiveConnection } from "./live.js";
@@ -30,6 +31,7 @@ const history = new BayHistory();
 const charts = new Map(); // chart group key -> TrendChart
 const alarmRows = new Map(); // alarm id -> {row, text, extra, ack}
 const numericCells = new Map(); // vital -> {cell, value, age, tag}
+const sessionPanel = new SessionPanel($("session"), { bay: BAY, serverNow: () => state.serverNow() });
 
 let canAct = false;
 let rawBay = null; // this bay as in the latest snapshot (session, profile)
@@ -103,7 +105,7 @@ function renderHeader() {
   $("bay-name").textContent = name;
   document.title = `bedside \u2014 ${name}`;
   const patient = $("patient");
-  const s = rawBay?.session;
+  const s = state.bays.get(BAY)?.session; // state.js sessionSummary
   if (s) {
     const parts = [s.patient_initials || "patient", s.phase].filter(Boolean);
     if (Number.isFinite(s.start)) parts.push(`since ${clockText(s.start).slice(0, 5)}`);
@@ -134,6 +136,7 @@ function setStatus(s) {
     }
     lostSince = null;
     loadSettings();
+    sessionPanel.refresh(); // a step may have been taken while the link was down
   }
   showBanner();
 }
@@ -204,6 +207,11 @@ function onMessage(msg) {
       if (history.addAnnotation(msg)) {
         renderAnnotations();
       }
+      break;
+    case "session": // a step of the infusion session, on this or another screen
+      state.apply(msg);
+      renderHeader();
+      sessionPanel.onLive(msg);
       break;
     default:
       break;
@@ -375,7 +383,7 @@ function windowSince() {
   const now = state.serverNow();
   let since;
   if (range === "session") {
-    const start = rawBay?.session?.start;
+    const start = state.bays.get(BAY)?.session?.start;
     since = Number.isFinite(start) ? start : now - SESSION_FALLBACK_S;
   } else {
     since = now - Number(range);
@@ -662,6 +670,7 @@ async function main() {
   }
   document.body.dataset.role = canAct ? "nurse" : "viewer";
   $("annotate").hidden = !canAct;
+  sessionPanel.start();
   sound = pageSound($("sound-enable"), $("sound-ind"));
   new LiveConnection({
     onState,

@@ -7,13 +7,41 @@ function techKey(t) {
   return `${t.device}|${t.condition}|${t.vital ?? ""}`;
 }
 
+/**
+ * What the pages show of a bay's open infusion session, from either the snapshot's summary (dashboard/live.py
+ * session_summary) or a `session` message's full record (Session.to_json()): {id, initials, patient_id, phase,
+ * phase_since, series, admitted_at, infusion_started, rate_mg_per_h (running now), checklist_missing}, plus
+ * `patient_initials` and `start` (the admission) as the tiles and the bay header read them. null when the bay
+ * has none (or the session is closed).
+ */
+export function sessionSummary(s) {
+  if (!s || s.phase === "closed") return null;
+  const full = Array.isArray(s.doses);
+  const initials = s.initials ?? s.patient_initials ?? "";
+  const admitted = s.admitted_at ?? s.start ?? null;
+  return {
+    id: s.id ?? null,
+    initials,
+    patient_initials: initials,
+    patient_id: s.patient_id ?? "",
+    phase: s.phase ?? null,
+    phase_since: s.phase_since ?? null,
+    series: full ? s.series_label : (s.series ?? null),
+    admitted_at: admitted,
+    start: admitted,
+    infusion_started: s.infusion_started ?? null,
+    rate_mg_per_h: full ? (s.doses.length ? s.doses[s.doses.length - 1].rate_mg_per_h : 0) : (s.rate_mg_per_h ?? 0),
+    checklist_missing: full ? (s.checklist?.missing ?? []) : (s.checklist_missing ?? []),
+  };
+}
+
 function bayFromJson(b) {
   const bay = {
     id: b.id,
     name: b.name ?? b.id,
     devices: b.devices ?? [],
     profile: b.profile ?? null,
-    session: b.session ?? null, // {patient_initials, phase, start} or null (no patient admitted)
+    session: sessionSummary(b.session), // see sessionSummary; null: no patient admitted
     vitals: {},            // key -> {value, time, device}
     technical: new Map(),  // device|condition|vital -> {device, condition, vital, detail, since}
     alarms: new Map(),     // alarm id -> {id, kind, priority, vital, value, limit, message, device, since,
@@ -120,6 +148,10 @@ export class LiveState {
         bay.alarms.set(msg.id, a);
         return bay;
       }
+      case "session": // a step of the bay's infusion session (admit ... discharge), from any screen
+        if (msg.session?.phase === "closed" && bay.session && bay.session.id !== msg.session.id) return null;
+        bay.session = sessionSummary(msg.session);
+        return bay;
       default:
         return null;
     }
