@@ -298,6 +298,9 @@ def create_app(src: LiveSources) -> FastAPI:
     app.add_api_route("/", page("index.html"), methods=["GET"], include_in_schema=False)
     app.add_api_route("/bay/{bay}", page("bay.html"), methods=["GET"], include_in_schema=False)
     app.add_api_route("/admin", page("admin.html"), methods=["GET"], include_in_schema=False)
+    app.add_api_route("/sessions", page("sessions.html"), methods=["GET"], include_in_schema=False)
+    app.add_api_route("/sessions/{session_id}", page("review.html"), methods=["GET"], include_in_schema=False)
+    app.add_api_route("/patients/{patient_id}", page("series.html"), methods=["GET"], include_in_schema=False)
     app.add_api_route("/login", page("login.html", login=False), methods=["GET"], include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     if UPLOT.is_dir():
