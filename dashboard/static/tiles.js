@@ -212,7 +212,7 @@ export class Tile {
       return;
     }
     this.patientEl.dataset.patient = "admitted";
-    const parts = [s.patient_initials || "?", s.phase ? String(s.phase).replace(/_/g, " ") : null,
+    const parts = [s.patient_initials || "?", s.phase ? String(s.phase).replace(/_/g, " ") : null, s.series || null,
       Number.isFinite(s.start) ? formatAge(now - s.start) : null];
     setText(this.patientEl, parts.filter(Boolean).join(" \u00B7 "));
   }

@@ -45,7 +45,7 @@ What the page exposes for tests (the central view `/`)
   [data-bay="<bay id>"]      one tile per bay, in the server's order, with
     data-alarm               "high" | "medium" | "low" | "none": highest priority among the bay's active alarms.
     a.bay-link               the bay's name, a link to /bay/<id> (at least 44 px high).
-    .patient                 "<initials> · <phase> · <time since start>" from the snapshot's session, else
+    .patient                 "<initials> · <phase> · <series> · <time since start>" from the snapshot's session, else
                              "no patient admitted" (data-patient = "admitted" | "none").
     .audio-paused            shown while an alarm of the bay is audio-paused: "AUDIO PAUSED 1:47" counting down
                              (data-seconds = seconds left).

@@ -180,7 +180,7 @@ def test_a_nurse_takes_a_patient_from_admission_to_discharge(screens: Screens, s
     expect(nurse.locator("#session-protocol")).to_contain_text("total 35 mg")
     expect(nurse.locator("#session-protocol")).to_contain_text("rate 52.5 mg/h")
     # the other screens follow live: the central view's tile and the viewer's bay page
-    expect(tile_patient).to_contain_text("JD \u00B7 admitted", timeout=5_000)
+    expect(tile_patient).to_contain_text("JD \u00B7 admitted \u00B7 induction 2 of 6", timeout=5_000)
     expect(tile_patient).to_have_attribute("data-patient", "admitted")
     expect(watcher.locator("#session")).to_have_attribute("data-phase", "admitted", timeout=5_000)
     expect(nurse.locator("#patient")).to_contain_text("JD")
