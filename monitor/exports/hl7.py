@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import math
-from datetime import UTC, datetime
 
 from monitor.exports.csv_export import exportable, format_number
+from monitor.hl7v2 import MDC_UNIT_BY_VITAL as MDC_UNIT_BY_VITAL  # re-exported: the tables moved to the ground floor
+from monitor.hl7v2 import MDC_UNITS as MDC_UNITS
+from monitor.hl7v2 import escape, hl7_time, mdc_unit, segment
 from monitor.model import Observation
 from monitor.store import SessionTrace
 from monitor.vitals import VITALS
@@ -33,14 +35,6 @@ from monitor.vitals import VITALS
 PROFILE = "IHE_PCD_001^IHE PCD^1.3.6.1.4.1.19376.1.6.1.1.1^ISO"
 MDS = "69965^MDC_DEV_MON_PHYSIO_MULTI_PARAM_MDS^MDC"
 MONITORING = "182777000^monitoring of patient^SCT"
-# MDC unit of each UCUM unit (reference §3); a respiratory rate is per breath, not per beat
-MDC_UNITS: dict[str, tuple[int, str]] = {
-    "/min": (264864, "MDC_DIM_BEAT_PER_MIN"),
-    "%": (262688, "MDC_DIM_PERCENT"),
-    "mm[Hg]": (266016, "MDC_DIM_MMHG"),
-    "Cel": (268192, "MDC_DIM_DEGC"),
-}
-MDC_UNIT_BY_VITAL: dict[str, tuple[int, str]] = {"rr": (264928, "MDC_DIM_RESP_PER_MIN")}
 _CATALOGUE_INDEX = {k: i + 1 for i, k in enumerate(VITALS)}
 
 
@@ -52,8 +46,8 @@ def to_hl7(trace: SessionTrace, *, facility: str = "CLINIC", sending_application
     segments = [
         "MSH|^~\\&|" + "|".join([app, fac, "", "", hl7_time(trace.end), "", "ORU^R01^ORU_R01", control, "P", "2.6",
                                  "", "", "NE", "AL", "", "UNICODE UTF-8", "", "", PROFILE]),
-        _segment("PID", {3: f"{escape(s.patient_id)}^^^{fac}^PI"}),
-        _segment("PV1", {2: "O", 3: f"{fac}^^{escape(s.bay)}"}),
+        segment("PID", {3: f"{escape(s.patient_id)}^^^{fac}^PI"}),
+        segment("PV1", {2: "O", 3: f"{fac}^^{escape(s.bay)}"}),
     ]
     groups: dict[int, list[Observation]] = {}
     devices: dict[str, int] = {}
@@ -65,7 +59,7 @@ def to_hl7(trace: SessionTrace, *, facility: str = "CLINIC", sending_application
     for n, second in enumerate(sorted(groups), start=1):
         when = hl7_time(second)
         order = f"{control}-{n}^{app}"
-        segments.append(_segment("OBR", {1: str(n), 2: order, 3: order, 4: MONITORING, 7: when}))
+        segments.append(segment("OBR", {1: str(n), 2: order, 3: order, 4: MONITORING, 7: when}))
         set_id = 0
         by_device: dict[str, list[Observation]] = {}
         for o in groups[second]:
@@ -73,32 +67,14 @@ def to_hl7(trace: SessionTrace, *, facility: str = "CLINIC", sending_application
         for device, observations in by_device.items():
             m, dev = devices[device], escape(device)
             set_id += 1
-            segments.append(_segment("OBX", {1: str(set_id), 3: MDS, 4: f"{m}.0.0.0", 11: "X", 18: dev}))
+            segments.append(segment("OBX", {1: str(set_id), 3: MDS, 4: f"{m}.0.0.0", 11: "X", 18: dev}))
             for o in observations:
                 v = VITALS[o.vital]
-                unit_code, unit_ref = MDC_UNIT_BY_VITAL.get(v.key) or MDC_UNITS[v.unit]
+                unit_code, unit_ref = mdc_unit(v.key, v.unit)
                 set_id += 1
-                segments.append(_segment("OBX", {
+                segments.append(segment("OBX", {
                     1: str(set_id), 2: "NM", 3: f"{v.mdc_code}^{v.mdc_refid}^MDC",
                     4: f"{m}.1.1.{_CATALOGUE_INDEX[v.key]}", 5: format_number(float(o.value)),
                     6: f"{unit_code}^{unit_ref}^MDC", 11: "R", 14: when, 18: dev}))
     return "\r".join(segments) + "\r"
 
-
-def escape(text: str) -> str:
-    """Text for an HL7 v2 field with the default delimiters: the delimiters and the escape character escaped,
-    control characters as ``\\Xhh\\``."""
-    out = (text.replace("\\", "\\E\\").replace("|", "\\F\\").replace("^", "\\S\\").replace("~", "\\R\\")
-           .replace("&", "\\T\\"))
-    return "".join(f"\\X{ord(c):02X}\\" if ord(c) < 0x20 or ord(c) == 0x7F else c for c in out)
-
-
-def hl7_time(t: float) -> str:
-    """A POSIX time as an HL7 DTM to the second in UTC: ``YYYYMMDDHHMMSS+0000``."""
-    return datetime.fromtimestamp(math.floor(t), UTC).strftime("%Y%m%d%H%M%S") + "+0000"
-
-
-def _segment(name: str, fields: dict[int, str]) -> str:
-    """A segment from its (already escaped) fields by number; the fields in between are empty."""
-    last = max(fields)
-    return "|".join([name, *(fields.get(i, "") for i in range(1, last + 1))])
