@@ -85,6 +85,7 @@ class LiveSources:
     recorder: Recorder | None = None
     actions: UserActions | None = None
     sessions: Mapping[str, Session] = field(default_factory=dict)  # each bay's open infusion session
+    forwarding: Callable[[], dict[str, dict[str, Any]]] | None = None  # the alarm outputs' status (notifier)
 
     def audit(self, who: str, action: str, bay: str | None = None, target: str | None = None,
               before: object = None, after: object = None) -> None:
@@ -187,6 +188,12 @@ def create_app(src: LiveSources) -> FastAPI:
             body["recorder"] = {"written": src.recorder.written, "pending": src.recorder.pending,
                                 "failing": failing, "dropped": src.recorder.dropped}
             if failing or src.recorder.dropped:
+                body["status"] = "degraded"
+        if src.forwarding is not None:  # counts only: this endpoint needs no login, so no addresses or errors
+            outputs = src.forwarding()
+            body["forwarding"] = {name: {"delivered": o["delivered"], "waiting": o["waiting"],
+                                         "failing": o["failing_since"] is not None} for name, o in outputs.items()}
+            if any(o["failing_since"] is not None for o in outputs.values()):
                 body["status"] = "degraded"
         return body
 

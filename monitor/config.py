@@ -9,10 +9,13 @@
                       (alarm limits live in alarm profiles: alerts/profiles/*.toml and docs/alarms.md)
     [storage]         url = "postgresql://user@host:5432/db" (traces in PostgreSQL; default: SQLite in data_dir)
     [sessions]        min_recovery_minutes, stable_minutes, stable_fraction, aldrete_min (discharge rules)
+    [notify]          mqtt, instance, heartbeat_interval, failing_after, and [[notify.targets]] with name,
+                      kind (hl7 | webhook), url, secret, escalation_level, priorities, technical, timeout, facility
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -128,6 +131,7 @@ _PROFILE = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
 
 _LATCHING: list[Priority] = ["high"]
+_PRIORITIES: list[Priority] = ["high", "medium", "low"]
 _ESCALATION: dict[Priority, list[float]] = {"high": [30.0, 90.0]}
 
 
@@ -168,6 +172,52 @@ class SessionsConfig(_Strict):
     aldrete_min: int = Field(default=9, ge=0, le=10)
 
 
+class NotifyTargetConfig(_Strict):
+    """One receiver of alarm events besides the MQTT topics: an HL7 alarm manager (IHE PCD-04 over MLLP) or a
+    webhook. `escalation_level` 0 takes alarms from their start; k > 0 only once escalated to level k."""
+
+    name: _ID
+    kind: Literal["hl7", "webhook"]
+    url: str  # hl7: mllp://host:port; webhook: https://host/path (http:// on loopback or a trusted network)
+    secret: str | None = Field(default=None, min_length=16)  # webhook: the HMAC-SHA256 key
+    escalation_level: int = Field(default=0, ge=0, le=10)
+    priorities: list[Priority] = Field(default_factory=lambda: list(_PRIORITIES), min_length=1)
+    technical: bool = True  # also technical alarms (sensor off, device lost, ...)
+    timeout: float = Field(default=10.0, gt=0, le=120)  # s for the receiver to acknowledge one message
+    facility: str = Field(default="CLINIC", min_length=1, max_length=64)  # hl7: MSH-4 and PV1-3's point of care
+
+    @model_validator(mode="after")
+    def _url_and_secret(self) -> NotifyTargetConfig:
+        if self.kind == "hl7" and not re.fullmatch(r"mllp://[^/:\s]+:\d{1,5}", self.url):
+            raise ValueError(f"url must be mllp://host:port for an hl7 target (got {self.url!r})")
+        if self.kind == "webhook":
+            if not self.url.startswith(("https://", "http://")):
+                raise ValueError(f"url must start with https:// or http:// for a webhook (got {self.url!r})")
+            if self.secret is None:
+                raise ValueError("a webhook needs secret (at least 16 characters): its messages are signed with it")
+        return self
+
+
+class NotifyConfig(_Strict):
+    """Alarm outputs (docs/integration.md): the MQTT topics on the [mqtt] broker, HL7 and webhook targets."""
+
+    mqtt: bool = True  # publish alarm snapshots, events and the heartbeat on the [mqtt] broker, when there is one
+    instance: _ID = "bedside"  # names this service's heartbeat topic
+    heartbeat_interval: float = Field(default=5.0, ge=1, le=300)  # s
+    failing_after: float = Field(default=60.0, gt=0, le=3600)  # s a target may fail before a technical alarm
+    targets: list[NotifyTargetConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> NotifyConfig:
+        names = [t.name for t in self.targets]
+        if "mqtt" in names:
+            raise ValueError("target name 'mqtt' is taken by the MQTT output; choose another")
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"target names must be unique; repeated: {', '.join(sorted(dup))}")
+        return self
+
+
 class BedsideConfig(_Strict):
     site: _ID = "clinic"
     data_dir: Path = Path("data")
@@ -177,6 +227,7 @@ class BedsideConfig(_Strict):
     alarms: AlarmsConfig = AlarmsConfig()
     storage: StorageConfig = StorageConfig()
     sessions: SessionsConfig = SessionsConfig()
+    notify: NotifyConfig = NotifyConfig()
 
     @model_validator(mode="before")
     @classmethod

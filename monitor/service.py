@@ -22,6 +22,10 @@ import uvicorn
 
 from alerts.engine import AlarmEngine, WatchedDevice
 from alerts.lifecycle import LifecycleSettings
+from alerts.notify.mqtt_out import Broker, MqttAlarmOutput
+from alerts.notify.notifier import Notifier, Output
+from alerts.notify.outbox import Outbox, OutboxError
+from alerts.notify.payloads import snapshot_json
 from alerts.profile import ProfileError, load_profiles
 from dashboard.app import LiveSources, create_app
 from drivers.base import DeviceSettings, Driver
@@ -75,6 +79,7 @@ class Service:
     broadcast: Broadcast[LiveItem] = field(init=False)
     drivers: list[Driver] = field(init=False, default_factory=list)
     bound_port: int | None = field(init=False, default=None)
+    alarm_broker: str | None = field(init=False, default=None)  # mqtt://host:port the alarm topics go to
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -89,6 +94,14 @@ class Service:
             self.db.close()
             raise ServiceError(f"storage: {exc}") from None
         self.recorder = Recorder(self.store)
+        try:
+            self.outbox = Outbox(cfg.data_dir)
+            self.notifier = Notifier(cfg.notify, cfg.site, self.outbox, {b.id: b.name or b.id for b in cfg.bays},
+                                     clock=self.clock)
+        except OutboxError as exc:
+            self.store.close()
+            self.db.close()
+            raise ServiceError(f"alarm outbox: {exc}") from None
         self.sessions = Sessions(self.store, SessionSettings(**cfg.sessions.model_dump()), self._readings)
         self.hub.on_heard(self.engine.heard)
         self.hub.add_sink(self._decide)
@@ -97,6 +110,7 @@ class Service:
         self._patients: dict[str, PatientModel] = {}
         self._patient_t0: dict[str, float] = {}  # bay -> clock() at its simulators' session time 0
         self._recording_failed = False
+        self._forwarding_failed: set[str] = set()
         self._tick_handle: asyncio.TimerHandle | None = None
         self._last_tick = -float("inf")  # loop time of the last tick
         self.started = asyncio.Event()
@@ -137,6 +151,7 @@ class Service:
                     self.recorder.record(event)
             for event in events:
                 self.broadcast.publish(event)
+            self.notifier.events(events)
         return events
 
     def _decide(self, item: Observation | TechnicalStatus) -> None:
@@ -185,7 +200,7 @@ class Service:
         except Exception:
             log.exception("alarm engine tick failed")
             events = [e for bay in self.hub.bays for e in self.engine.external(self._engine_failure(bay))]
-        self._publish_alarms([*events, *self._recording_alarms(now)])
+        self._publish_alarms([*events, *self._recording_alarms(now), *self._forwarding_alarms(now)])
 
     async def _ticker(self) -> None:
         while True:
@@ -372,6 +387,19 @@ class Service:
             bay, "recording_failed", phase, "technical", "medium", now,
             "RECORDING FAILED: vitals are not being saved; see the server log"))]
 
+    def _forwarding_alarms(self, now: float) -> list[AlarmEvent]:
+        """ALARM FORWARDING TO <target> FAILING on every bay while alarms cannot be delivered to it for
+        `[notify] failing_after` seconds; ended when they are delivered again."""
+        failing = set(self.notifier.failing(now))
+        out: list[AlarmEvent] = []
+        for name in sorted(failing ^ self._forwarding_failed):
+            phase: Literal["start", "end"] = "start" if name in failing else "end"
+            out += [e for bay in self.hub.bays for e in self.engine.external(AlarmEvent(
+                bay, f"forwarding_failed:{name}", phase, "technical", "medium", now,
+                f"ALARM FORWARDING TO {name.upper()} FAILING: alarms are not reaching it; see the server log"))]
+        self._forwarding_failed = failing
+        return out
+
     # --- running ------------------------------------------------------------------------------------------
 
     def stop(self) -> None:
@@ -418,8 +446,19 @@ class Service:
                     self.drivers.append(driver)
                     tasks.append(asyncio.create_task(supervise(driver, self.emitter(dev.id)), name=f"drv-{dev.id}"))
 
+            if cfg.notify.mqtt and (cfg.mqtt.private or cfg.mqtt.url):
+                m = cfg.mqtt
+                self.notifier.attach_mqtt(MqttAlarmOutput(
+                    Broker(mqtt_host, mqtt_port, m.username, m.password, m.tls, m.ca_file, m.cert_file, m.key_file),
+                    cfg.site, cfg.notify.instance, list(self.hub.bays), self.outbox, self._alarm_snapshot,
+                    heartbeat_interval=cfg.notify.heartbeat_interval, clock=self.clock))
+                self.alarm_broker = f"mqtt://{mqtt_host}:{mqtt_port}"
+            for output in self.notifier.outputs.values():
+                tasks.append(asyncio.create_task(_keep_running(output, self.clock), name=f"notify-{output.target}"))
+
             app = create_app(LiveSources(cfg.site, self.hub, self.engine, self.broadcast, self.db, self.store,
-                                         self.recorder, actions=self, sessions=self.sessions.open))
+                                         self.recorder, actions=self, sessions=self.sessions.open,
+                                         forwarding=self.notifier.status))
             server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off",
                                                    ws_ping_interval=10, ws_ping_timeout=10))
             core = [asyncio.create_task(self._ticker(), name="ticker"),
@@ -455,9 +494,10 @@ class Service:
             self.close()
 
     def close(self) -> None:
-        """Write what the recorder holds and close the store and the accounts database."""
+        """Write what the recorder holds and close the store, the outbox and the accounts database."""
         self.recorder.close()
         self.store.close()
+        self.outbox.close()
         self.db.close()
 
     def _simulator(
@@ -496,11 +536,28 @@ class Service:
             return now
         return clock
 
+    def _alarm_snapshot(self, bay: str) -> dict[str, Any]:
+        """What the MQTT output publishes, retained, for `bay`: its active alarms now."""
+        return snapshot_json(self.config.site, bay, self.hub.bays[bay].bay.name, self.engine.active(bay), self.clock())
+
     def simulated_patient(self, bay: str) -> tuple[PatientModel, float] | None:
         """The simulated patient of `bay` and the clock() time its simulators count from (their session time
         t = clock() - origin); None when the bay has no simulated device or they have not started yet."""
         model, origin = self._patients.get(bay), self._patient_t0.get(bay)
         return None if model is None or origin is None else (model, origin)
+
+
+async def _keep_running(output: Output, clock: Callable[[], float]) -> None:
+    """Run an alarm output; one that fails on a bug is logged, counted as failing (so its technical alarm comes
+    up after `failing_after`) and started again a second later."""
+    while True:
+        try:
+            await output.run()
+        except Exception:
+            log.exception("alarm output %s failed; starting it again", output.target)
+            if output.failing_since is None:
+                output.failing_since = clock()
+        await asyncio.sleep(1.0)
 
 
 def build_engine(cfg: BedsideConfig) -> AlarmEngine:

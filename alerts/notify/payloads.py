@@ -1,0 +1,71 @@
+"""The JSON bedside sends about alarms (schema `bedside/v1`, drivers/schemas/bedside-v1.schema.json): one alarm
+event, a bay's snapshot of active alarms, the heartbeat; and the MQTT topics they go to.
+
+The event JSON is also what the outbox keeps (alerts/notify/outbox.py): every output (the MQTT event stream, the
+webhook, HL7) is made from it when it is sent, so a queued message is the engine's decision, not a rendering.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from monitor.model import AlarmEvent
+
+if TYPE_CHECKING:
+    from alerts.lifecycle import ActiveAlarm
+
+JSON = dict[str, Any]
+PREFIX = "bedside/v1"
+
+
+def alarms_topic(site: str, bay: str) -> str:
+    """Retained snapshot of a bay's active alarms (published for every bay, also with none)."""
+    return f"{PREFIX}/{site}/bay/{bay}/alarms"
+
+
+def alarm_events_topic(site: str, bay: str) -> str:
+    """The stream of a bay's alarm events (QoS 1, not retained)."""
+    return f"{PREFIX}/{site}/bay/{bay}/alarm_events"
+
+
+def heartbeat_topic(site: str, instance: str) -> str:
+    """Retained heartbeat of a bedside service; its last will says `offline` on the same topic."""
+    return f"{PREFIX}/{site}/service/{instance}/heartbeat"
+
+
+def iso(t: float) -> str:
+    """A POSIX time as ISO 8601 UTC with milliseconds: 2026-06-01T12:00:00.500Z."""
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def event_json(event: AlarmEvent, site: str, bay_name: str | None = None) -> JSON:
+    """One alarm event: the engine's AlarmEvent fields, with the site, the bay's name and an ISO time."""
+    return {"site": site, **asdict(event), "bay_name": bay_name or event.bay, "ts": iso(event.time)}
+
+
+def with_sequence(body: JSON, seq: int) -> JSON:
+    """The event as sent: with its outbox sequence number and an id a receiver can drop repeats by."""
+    return {**body, "seq": seq, "event_id": f"{body['site']}/{seq}"}
+
+
+def active_json(a: ActiveAlarm) -> JSON:
+    """An alarm of the active set as the snapshot lists it."""
+    s = a.start
+    return {"id": s.id, "kind": s.kind, "priority": s.priority, "message": s.message, "vital": s.vital,
+            "value": s.value, "limit": s.limit, "device": s.device, "since": s.time,
+            "acknowledged_by": a.acknowledged_by, "latched": a.latched, "audible": a.audible,
+            "paused_until": a.paused_until, "escalation": a.escalation}
+
+
+def snapshot_json(site: str, bay: str, bay_name: str, active: Sequence[ActiveAlarm], now: float) -> JSON:
+    """A bay's active alarms now (an empty list: the bay is watched and has none)."""
+    return {"site": site, "bay": bay, "bay_name": bay_name, "time": now, "ts": iso(now),
+            "alarms": [active_json(a) for a in active]}
+
+
+def heartbeat_json(instance: str, state: str, now: float, interval: float) -> JSON:
+    """`online` every `interval` s while bedside runs; `offline` as its last will and when it stops."""
+    return {"state": state, "instance": instance, "time": now, "ts": iso(now), "interval": interval}
