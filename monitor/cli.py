@@ -12,6 +12,7 @@
     bedside sessions list [--patient ID] [--bay B] [--data-dir D | --config FILE]
     bedside export SESSION --format csv|fhir|hl7|report -o FILE [--data-dir D | --config FILE]
     bedside backup -o FILE [--data-dir D]
+    bedside station --broker mqtt[s]://[USER[:PASSWORD]@]HOST[:PORT] [--site S]   (nursing-station console)
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ def _serve(cfg: BedsideConfig, beside: Callable[[Service], Coroutine[Any, Any, N
         await asyncio.wait([runner, started], return_when=asyncio.FIRST_COMPLETED)
         if service.started.is_set():
             print(f"bedside: serving {len(cfg.bays)} bays at http://{cfg.http.host}:{service.bound_port}/", flush=True)
+            if service.alarm_broker is not None:
+                print(f"bedside: alarms on MQTT at {service.alarm_broker} (a terminal console: "
+                      f"bedside station --broker {service.alarm_broker} --site {cfg.site})", flush=True)
         started.cancel()
         if beside is not None and service.started.is_set():
             helper = asyncio.create_task(beside(service), name="beside")
@@ -284,6 +288,12 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _station(args: argparse.Namespace) -> int:
+    from monitor.station_app import main as station
+
+    return station(args.broker, args.site)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bedside", description="Bedside vital-signs monitoring.")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR (default INFO)")
@@ -372,6 +382,15 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (add, change, lst):
         p.add_argument("--data-dir", default="data", help="the data dir of the config (default: ./data)")
         p.set_defaults(func=_user)
+
+    sta = sub.add_parser("station", help="nursing-station console: every bay's alarms from bedside's MQTT channel",
+                         description="A full-screen terminal console of every bay's active alarms, read from the "
+                                     "alarm topics bedside publishes on the MQTT broker; a red banner when bedside "
+                                     "or the broker cannot be heard.")  # fmt: skip
+    sta.add_argument("--broker", required=True, metavar="URL",
+                     help="mqtt://[USER[:PASSWORD]@]HOST[:PORT] (1883), or mqtts://... for TLS (8883)")
+    sta.add_argument("--site", default="clinic", help="the site bedside publishes for (default clinic)")
+    sta.set_defaults(func=_station)
 
     from monitor.cli_data import add_parsers
 
