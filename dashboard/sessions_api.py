@@ -20,7 +20,7 @@ from monitor.exports import Format, export
 from monitor.exports.report import REPORT_CSP
 from monitor.infusion import Session, SessionError
 from monitor.session_stats import session_statistics
-from monitor.store import SessionFilter, SessionTrace
+from monitor.store import SessionFilter, SessionTrace, session_trends
 from monitor.tokens import Role
 from monitor.users import Identity
 
@@ -177,7 +177,7 @@ def sessions_router(src: "LiveSources", need: Callable[[Role], Callable[[Request
             await flushed()
 
         def read() -> bytes:
-            trends = src.store.trends(s.bay, s.admitted_at, end)
+            trends = session_trends(src.store, s, time.time())
             events = src.store.bay_history(s.bay, s.admitted_at, end, observations=False)
             return _dumps({"session": s.to_json(), "start": s.admitted_at, "end": end,
                            "trends": {k: {"t": t.time, "v": t.value} for k, t in trends.items()},

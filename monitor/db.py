@@ -52,6 +52,9 @@ CREATE TABLE IF NOT EXISTS infusion_sessions (
     phase TEXT NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS infusion_sessions_patient ON infusion_sessions (patient_id, admitted_at);
 CREATE INDEX IF NOT EXISTS infusion_sessions_bay ON infusion_sessions (bay, admitted_at);
+CREATE TABLE IF NOT EXISTS session_trends (
+    session_id TEXT NOT NULL, vital TEXT NOT NULL, t BLOB NOT NULL, v BLOB NOT NULL,
+    PRIMARY KEY (session_id, vital)) WITHOUT ROWID;
 """
 
 

@@ -49,7 +49,9 @@ from monitor.store import (
     SessionTrace,
     StoreError,
     Trend,
+    from_blobs,
     session_span,
+    to_blobs,
     unended,
 )
 
@@ -94,6 +96,9 @@ CREATE TABLE IF NOT EXISTS infusion_sessions (
 CREATE INDEX IF NOT EXISTS infusion_sessions_admitted ON infusion_sessions (admitted_at);
 CREATE INDEX IF NOT EXISTS infusion_sessions_patient ON infusion_sessions (patient_id, admitted_at);
 CREATE INDEX IF NOT EXISTS infusion_sessions_bay ON infusion_sessions (bay, admitted_at);
+CREATE TABLE IF NOT EXISTS session_trends (
+    session_id TEXT NOT NULL, vital TEXT NOT NULL, t BYTEA NOT NULL, v BYTEA NOT NULL,
+    PRIMARY KEY (session_id, vital));
 """
 
 # what a failed call may raise inside the loop: all become StoreError
@@ -278,6 +283,7 @@ class PostgresStore:
                     await conn.execute(f"DELETE FROM {table} WHERE bay = $1 AND {column} BETWEEN $2 AND $3",
                                        found.bay, start, end)
                 await conn.execute("DELETE FROM infusion_sessions WHERE id = $1", session_id)
+                await conn.execute("DELETE FROM session_trends WHERE session_id = $1", session_id)
             return True
 
         return self._run("delete session", work)
@@ -356,6 +362,25 @@ class PostgresStore:
 
         return {r[0]: Trend(np.array(r[1], dtype=np.float64), np.array(r[2], dtype=np.float64))
                 for r in self._run("read trends", work)}
+
+    def kept_trends(self, session_id: str) -> dict[str, Trend] | None:
+        async def work(conn: Connection) -> list[asyncpg.Record]:
+            rows: list[asyncpg.Record] = await conn.fetch(
+                "SELECT vital, t, v FROM session_trends WHERE session_id = $1", session_id)
+            return rows
+
+        return from_blobs([(r[0], r[1], r[2]) for r in self._run("read kept trends", work)])
+
+    def keep_trends(self, session_id: str, trends: dict[str, Trend]) -> None:
+        rows = to_blobs(trends)
+
+        async def work(conn: Connection) -> None:
+            async with conn.transaction():
+                await conn.execute("DELETE FROM session_trends WHERE session_id = $1", session_id)
+                await conn.executemany("INSERT INTO session_trends (session_id, vital, t, v) VALUES ($1, $2, $3, $4)",
+                                       [(session_id, *r) for r in rows])
+
+        self._run("keep trends", work)
 
     def bay_history(self, bay: str, since: float, until: float, observations: bool = True) -> dict[str, Any]:
         async def work(conn: Connection) -> dict[str, Any]:

@@ -30,7 +30,9 @@ from monitor.store import (
     SessionTrace,
     StoreError,
     Trend,
+    from_blobs,
     session_span,
+    to_blobs,
     unended,
 )
 from monitor.vitals import VITALS
@@ -92,7 +94,14 @@ class SQLiteStore:
                 conn.execute(f"DELETE FROM {table} WHERE bay = ? AND {column} BETWEEN ? AND ?",
                              (found.bay, start, end))
             conn.execute("DELETE FROM infusion_sessions WHERE id = ?", (session_id,))
+            conn.execute("DELETE FROM session_trends WHERE session_id = ?", (session_id,))
         return True
+
+    def keep_trends(self, session_id: str, trends: dict[str, Trend]) -> None:
+        with self._writing(durable=False) as conn:
+            conn.execute("DELETE FROM session_trends WHERE session_id = ?", (session_id,))
+            conn.executemany("INSERT INTO session_trends (session_id, vital, t, v) VALUES (?, ?, ?, ?)",
+                             [(session_id, *r) for r in to_blobs(trends)])
 
     # --- reads --------------------------------------------------------------------------------------------
 
@@ -173,6 +182,11 @@ class SQLiteStore:
                     columns = np.array(rows, dtype=np.float64).T.copy()  # each row of it contiguous
                     out[vital] = Trend(columns[0], columns[1])
         return out
+
+    def kept_trends(self, session_id: str) -> dict[str, Trend] | None:
+        with self._reading() as conn:
+            rows = conn.execute("SELECT vital, t, v FROM session_trends WHERE session_id = ?", (session_id,)).fetchall()
+        return from_blobs(rows)
 
     def bay_history(self, bay: str, since: float, until: float, observations: bool = True) -> dict[str, Any]:
         with self._reading() as conn:

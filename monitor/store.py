@@ -78,6 +78,39 @@ def session_span(session: Session) -> tuple[float, float]:
     return session.admitted_at, end
 
 
+KEPT = "*"  # the row that says a session's copy is kept (also when it has no readings at all)
+SETTLED = 10.0  # s after a close by which every reading of the session is written (the recorder: every 0.5 s)
+
+
+def to_blobs(trends: dict[str, Trend]) -> list[tuple[str, bytes, bytes]]:
+    """Rows of session_trends: per vital its times and values as little-endian float64 bytes, and the marker."""
+    rows = [(k, t.time.astype("<f8").tobytes(), t.value.astype("<f8").tobytes()) for k, t in trends.items()]
+    return [*rows, (KEPT, b"", b"")]
+
+
+def from_blobs(rows: Sequence[tuple[str, bytes, bytes]]) -> dict[str, Trend] | None:
+    if not any(vital == KEPT for vital, _, _ in rows):
+        return None
+    return {vital: Trend(np.frombuffer(t, dtype="<f8").astype(np.float64), np.frombuffer(v, dtype="<f8")
+                         .astype(np.float64)) for vital, t, v in rows if vital != KEPT}
+
+
+def session_trends(store: TraceStore, session: Session, now: float) -> dict[str, Trend]:
+    """A session's trends, admission to close (to `now` while open). A closed session's never change, so the
+    first read after it settled keeps a column copy (`keep_trends`) and later reads take that: one row per vital
+    instead of one per reading, for the review page's whole-session read."""
+    start = session.admitted_at
+    end = session.discharge.time if session.discharge is not None else now
+    if session.open or now < end + SETTLED:
+        return store.trends(session.bay, start, end)
+    kept = store.kept_trends(session.id)
+    if kept is not None:
+        return kept
+    trends = store.trends(session.bay, start, end)
+    store.keep_trends(session.id, trends)
+    return trends
+
+
 def unended(events: Sequence[AlarmEvent]) -> list[AlarmEvent]:
     """Of alarm events in time order, the starts not followed by an end of the same bay and alarm id."""
     open_: dict[tuple[str, str], AlarmEvent] = {}
@@ -122,6 +155,12 @@ class TraceStore(Protocol):
 
     def trends(self, bay: str, since: float, until: float, vitals: Sequence[str] | None = None) -> dict[str, Trend]:
         """Each vital's readings of a bay in [since, until], in time order (the fast path of trend charts)."""
+
+    def kept_trends(self, session_id: str) -> dict[str, Trend] | None:
+        """The column copy of a closed session's trends (session_trends), None when none is kept."""
+
+    def keep_trends(self, session_id: str, trends: dict[str, Trend]) -> None:
+        """Keep a closed session's trends as one column copy per vital (replacing any earlier one)."""
 
     def bay_history(self, bay: str, since: float, until: float, observations: bool = True) -> dict[str, Any]:
         """The bay detail page's history: observations per vital (unless `observations` is False: then an

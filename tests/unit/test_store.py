@@ -31,7 +31,7 @@ from monitor.model import (
 )
 from monitor.pg_store import PostgresStore
 from monitor.sqlite_store import SQLiteStore
-from monitor.store import AuditQuery, Recordable, SessionFilter, StoreError, TraceStore
+from monitor.store import SETTLED, AuditQuery, Recordable, SessionFilter, StoreError, TraceStore, session_trends
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 T0 = 1_700_000_000.0
@@ -391,6 +391,37 @@ def test_delete_session_removes_its_bays_rows_in_its_span_only(store: TraceStore
     store.append([obs("bay1", "hr", T0 + 299, 70.0), obs("bay1", "hr", T0 + 5e6, 71.0)])
     assert store.delete_session("S2") is True  # open: everything of its bay from its admission on
     assert store.trends("bay1", T0, T0 + 1e7)["hr"].time.tolist() == [T0 + 299]
+
+
+def test_a_closed_sessions_trends_are_kept_once_settled_and_read_back_exactly(store: TraceStore) -> None:
+    closed = session("S1", "bay1", T0, closed=T0 + 100)
+    store.save_session(closed)
+    store.append(newest_first([obs("bay1", "hr", T0 + 10.125, 70.5), obs("bay1", "hr", T0 + 20, 71.0),
+                               obs("bay1", "spo2", T0 + 30, 0.0), obs("bay1", "hr", T0 + 150, 99.0)]))
+    assert store.kept_trends("S1") is None
+    early = session_trends(store, closed, T0 + 100 + SETTLED - 1)  # readings may still be on their way
+    assert store.kept_trends("S1") is None and early["hr"].value.tolist() == [70.5, 71.0]
+    first = session_trends(store, closed, T0 + 1000)
+    kept = store.kept_trends("S1")
+    assert kept is not None and sorted(kept) == sorted(first) == ["hr", "spo2"]
+    rows = store.trends("bay1", T0, T0 + 100)
+    for vital, trend in first.items():
+        assert kept[vital].time.tolist() == trend.time.tolist() == rows[vital].time.tolist()
+        assert kept[vital].value.tolist() == trend.value.tolist()
+    assert kept["spo2"].value.tolist() == [0.0]  # a zero stays a zero
+    assert session_trends(store, closed, T0 + 2000)["hr"].time.tolist() == [T0 + 10.125, T0 + 20]
+
+    empty = session("S2", "bay2", T0, closed=T0 + 100)  # nothing recorded: an empty copy, not "none kept"
+    store.save_session(empty)
+    assert session_trends(store, empty, T0 + 1000) == {} and store.kept_trends("S2") == {}
+    still_open = session("S3", "bay3", T0)
+    store.save_session(still_open)
+    store.append([obs("bay3", "hr", T0 + 5, 60.0)])
+    assert session_trends(store, still_open, T0 + 1e6)["hr"].value.tolist() == [60.0]
+    assert store.kept_trends("S3") is None  # an open session's trends still grow: never kept
+
+    assert store.delete_session("S1") is True
+    assert store.kept_trends("S1") is None
 
 
 def test_audit_log_filters_newest_first(store: TraceStore) -> None:
