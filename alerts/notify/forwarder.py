@@ -54,7 +54,7 @@ class Forwarder:
         self._wake.set()
 
     async def run(self) -> None:
-        """Deliver until cancelled."""
+        """Deliver until cancelled (then the sender's connection is closed; a run after an error reuses it)."""
         attempt = 0
         try:
             while True:
@@ -87,8 +87,9 @@ class Forwarder:
                     except OutboxError:  # delivered but still queued: it will be sent again (a repeat, not a loss)
                         log.exception("outbox: could not mark %s #%d delivered", self.target, item.seq)
                         break
-        finally:
+        except asyncio.CancelledError:
             await self.sender.close()
+            raise
 
     def _failed(self, reason: str) -> None:
         self.failures += 1

@@ -78,7 +78,7 @@ class Notifier:
         self.queue_failing_since: float | None = None  # the outbox itself could not be written
         self.queued = 0
         for name, n in outbox.counts().items():
-            if name not in self.outputs and name != "mqtt":
+            if name not in self.outputs and (name != "mqtt" or not cfg.mqtt):
                 log.warning("outbox: %d alarm messages for %s, no longer configured, are dropped", n, name)
                 outbox.drop_target(name)
 
@@ -88,26 +88,28 @@ class Notifier:
         self.outputs[output.target] = output
 
     def events(self, events: Sequence[AlarmEvent]) -> None:
-        """Queue each event for its targets (on disk when this returns) and wake their outputs."""
-        woken: set[str] = set()
+        """Queue the events for their targets (on disk, in one transaction, when this returns) and wake their
+        outputs."""
+        queue: list[tuple[dict[str, Any], list[str]]] = []
         for event in events:
             targets = self.router.targets(event)
             if self.mqtt is not None:
                 targets.append(self.mqtt.target)
                 self.mqtt.changed(event.bay)
-            if not targets:
-                continue
-            try:
-                self.outbox.put(event_json(event, self.site, self.bay_names.get(event.bay)), targets, event.time)
-            except OutboxError:
-                log.exception("outbox: alarm event %s %s of %s not queued", event.id, event.phase, event.bay)
-                if self.queue_failing_since is None:
-                    self.queue_failing_since = self.clock()
-                continue
-            self.queue_failing_since = None
-            self.queued += 1
-            woken.update(targets)
-        for name in woken:
+            if targets:
+                queue.append((event_json(event, self.site, self.bay_names.get(event.bay)), targets))
+        if not queue:
+            return
+        try:
+            self.outbox.put_many(queue, self.clock())
+        except OutboxError:
+            log.exception("outbox: %d alarm events not queued: they will not be forwarded", len(queue))
+            if self.queue_failing_since is None:
+                self.queue_failing_since = self.clock()
+            return
+        self.queue_failing_since = None
+        self.queued += len(queue)
+        for name in {t for _, targets in queue for t in targets}:
             self.outputs[name].wake()
 
     def tasks(self) -> list[Coroutine[Any, Any, None]]:

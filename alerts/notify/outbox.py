@@ -18,7 +18,7 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,23 +70,30 @@ class Outbox:
 
     def put(self, body: Mapping[str, Any], targets: Iterable[str], now: float) -> int | None:
         """Queue one event for `targets` (on disk when this returns); its sequence number, None if no target."""
-        names = sorted(set(targets))
-        if not names:
-            return None
-        text = json.dumps(body, separators=(",", ":"), allow_nan=False)
+        return self.put_many([(body, targets)], now)[0]
+
+    def put_many(self, items: Sequence[tuple[Mapping[str, Any], Iterable[str]]], now: float) -> list[int | None]:
+        """Queue several events in one transaction (one fsync), in order; their sequence numbers."""
+        out: list[int | None] = []
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
-                cur = self._conn.execute("INSERT INTO events (created, body) VALUES (?, ?)", (now, text))
-                seq = cur.lastrowid
-                assert seq is not None
-                self._conn.executemany("INSERT INTO deliveries (target, seq) VALUES (?, ?)",
-                                       [(t, seq) for t in names])
+                for body, targets in items:
+                    names = sorted(set(targets))
+                    if not names:
+                        out.append(None)
+                        continue
+                    text = json.dumps(body, separators=(",", ":"), allow_nan=False)
+                    seq = self._conn.execute("INSERT INTO events (created, body) VALUES (?, ?)", (now, text)).lastrowid
+                    assert seq is not None
+                    self._conn.executemany("INSERT INTO deliveries (target, seq) VALUES (?, ?)",
+                                           [(t, seq) for t in names])
+                    out.append(seq)
                 self._conn.execute("COMMIT")
-                return seq
+                return out
             except sqlite3.Error as exc:
                 self._rollback()
-                raise OutboxError(f"{self.path}: could not queue an alarm message: {exc}") from exc
+                raise OutboxError(f"{self.path}: could not queue {len(items)} alarm messages: {exc}") from exc
 
     def pending(self, target: str, limit: int = 100) -> list[Pending]:
         """The target's undelivered events, oldest first."""

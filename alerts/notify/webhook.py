@@ -38,7 +38,8 @@ class WebhookSender:
         self.url = url
         self.secret = secret
         self.clock = clock
-        self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self.timeout = timeout
+        self._client: httpx.AsyncClient | None = None  # opened at the first send, again after close()
 
     async def send(self, item: Pending) -> None:
         event = with_sequence(item.body, item.seq)
@@ -46,6 +47,8 @@ class WebhookSender:
         stamp = str(int(self.clock()))
         headers = {"Content-Type": "application/json", "X-Bedside-Event": event["event_id"],
                    "X-Bedside-Timestamp": stamp, "X-Bedside-Signature": signature(self.secret, stamp, body)}
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
         try:
             answer = await self._client.post(self.url, content=body, headers=headers)
         except httpx.HTTPError as exc:
@@ -54,4 +57,6 @@ class WebhookSender:
             raise DeliveryError(f"{self.url}: answered {answer.status_code}")
 
     async def close(self) -> None:
-        await self._client.aclose()
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()

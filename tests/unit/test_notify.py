@@ -50,6 +50,54 @@ def test_the_outbox_keeps_events_in_order_per_target_across_a_reopen(tmp_path: P
     again.close()
 
 
+def test_events_of_one_tick_are_queued_in_one_transaction_in_order(tmp_path: Path) -> None:
+    box = Outbox(tmp_path)
+    seqs = box.put_many([(event_json(event("start", T0, f"a{n}"), "clinic"), ["station"] if n != 1 else [])
+                         for n in range(3)], T0)
+    assert seqs[1] is None and seqs[0] is not None and seqs[2] is not None and seqs[0] < seqs[2]
+    assert [p.body["id"] for p in box.pending("station")] == ["a0", "a2"]
+    box.close()
+
+
+async def test_a_forwarder_stopped_by_an_error_delivers_when_run_again(tmp_path: Path) -> None:
+    import asyncio
+
+    from alerts.notify.forwarder import Forwarder
+    from alerts.notify.outbox import Pending
+
+    class Flaky:
+        def __init__(self) -> None:
+            self.sent: list[int] = []
+            self.closed = 0
+            self.raised = False
+
+        async def send(self, item: Pending) -> None:
+            if not self.raised:
+                self.raised = True
+                raise RuntimeError("a bug in a sender")
+            self.sent.append(item.seq)
+
+        async def close(self) -> None:
+            self.closed += 1
+
+    box = Outbox(tmp_path)
+    seq = box.put(event_json(event("start", T0), "clinic"), ["station"], T0)
+    sender = Flaky()
+    fwd = Forwarder("station", sender, box, backoff=(0.01,))
+    with pytest.raises(RuntimeError):
+        await fwd.run()  # the service's _keep_running logs this and runs it again
+    assert sender.closed == 0 and box.counts() == {"station": 1}  # the connection is kept, the message too
+    task = asyncio.create_task(fwd.run())
+    for _ in range(200):
+        if box.counts() == {}:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert sender.sent == [seq] and sender.closed == 1 and box.counts() == {}
+    box.close()
+
+
 def test_a_target_no_longer_configured_is_dropped_from_the_outbox(tmp_path: Path) -> None:
     box = Outbox(tmp_path)
     box.put(event_json(event("start", T0), "clinic"), ["old", "station"], T0)
