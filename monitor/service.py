@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 
 TICK = 1.0  # seconds between the engine's periodic ticks (silence, staleness, delays, lifecycle timers)
 MIN_TICK_GAP = 0.02  # s: observations arriving together share one tick; an undelayed alarm waits at most this
+SILENCE_MARGIN = 0.005  # s after a device's silence is due that its tick runs (so the engine sees it as due)
 MAX_ANNOTATION = 2000  # characters of an annotation's text
 ANNOTATION_BACKDATE = 12 * 3600.0  # s: how far back a nurse may place an annotation ("infusion started 10 min ago")
 RESTART_LOOKBACK = 7 * 24 * 3600.0  # s: alarms left open by a stop this long ago are ended at start
@@ -113,6 +114,7 @@ class Service:
         self._forwarding_failed: set[str] = set()
         self._tick_handle: asyncio.TimerHandle | None = None
         self._last_tick = -float("inf")  # loop time of the last tick
+        self._longest_sleep = min([TICK, *(d.silent_after for b in cfg.bays for d in b.devices)])
         self.started = asyncio.Event()
         for session in self.sessions.open.values():  # after a restart the open sessions carry on
             self._apply_session(None, session, self.clock())
@@ -130,6 +132,7 @@ class Service:
             if ends:
                 self.store.append_durable(ends)
                 log.warning("ended %d alarms left open when bedside stopped", len(ends))
+                self.notifier.events(ends)  # a receiver that was told of the start is told of the end
         except StoreError:
             log.exception("could not end the alarms left open when bedside stopped; their history shows them on")
 
@@ -204,8 +207,15 @@ class Service:
 
     async def _ticker(self) -> None:
         while True:
-            await asyncio.sleep(TICK)
+            await asyncio.sleep(self._until_next_tick())
             self.tick()
+
+    def _until_next_tick(self) -> float:
+        """Seconds to the next periodic tick: TICK, or sooner when a device is due to become silent, so that its
+        NO DATA is raised `silent_after` after it was last heard rather than up to a TICK later. (Never longer
+        than the shortest `silent_after`: a device heard while the ticker sleeps is due no sooner than that.)"""
+        silent_in = self.engine.next_silence() - self.clock() + SILENCE_MARGIN
+        return min(self._longest_sleep, max(silent_in, MIN_TICK_GAP))
 
     # --- user actions (the dashboard calls these; each is audited) ------------------------------------------
 

@@ -13,7 +13,8 @@ from monitor.sqlite_store import SQLiteStore
 
 def config(tmp: Path) -> dict[str, object]:
     return {"data_dir": str(tmp), "bays": [
-        {"id": "bay1", "devices": [{"id": "ox1", "driver": "masimo", "port": "/dev/null"}]}]}
+        {"id": "bay1", "devices": [{"id": "ox1", "driver": "masimo", "port": "/dev/null"}]}],
+        "notify": {"targets": [{"name": "acm", "kind": "hl7", "url": "mllp://127.0.0.1:2575"}]}}
 
 
 def test_alarms_left_open_by_a_crash_are_ended_at_start(tmp_path: Path) -> None:
@@ -29,6 +30,8 @@ def test_alarms_left_open_by_a_crash_are_ended_at_start(tmp_path: Path) -> None:
         history = service.store.bay_history("bay1", 800.0, 1000.0)
         assert [(a["id"], a["start"], a["end"]) for a in history["alarms"]] == [
             ("spo2_low", 900.0, 1000.0), ("hr_high", 910.0, 950.0)]
+        forwarded = [(p.body["id"], p.body["phase"]) for p in service.outbox.pending("acm")]
+        assert forwarded == [("spo2_low", "end")]  # the alarm manager learns of the end too
         assert service.store.unended_alarms(0.0) == [  # a bay no longer configured is left as it was
             AlarmEvent("gone", "spo2_low", "start", "physiological", "high", 900.0, "SpO2 LOW", "spo2", 85.0)]
     finally:
