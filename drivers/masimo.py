@@ -53,6 +53,7 @@ class MasimoCodec:
     def __init__(self) -> None:
         self.stats = CodecStats()
         self._buffer = b""
+        self._overlong = False  # the buffer held a too-long line's start and dropped it: skip to its end
         self._conditions = ConditionTracker()
 
     def feed(self, data: bytes) -> list[DeviceEvent]:
@@ -63,10 +64,17 @@ class MasimoCodec:
             if end < 0:
                 break
             line, self._buffer = self._buffer[:end], self._buffer[end + 1 :]
-            events.extend(self._line(line.strip(b"\r\x00 ")))
+            if self._overlong:  # the rest of a line already rejected as too long
+                self._overlong = False
+            elif len(line) > MAX_LINE:  # as if it had come in pieces: the same line is rejected however it is read
+                reject(self.stats, self.name, line, "line too long")
+            else:
+                events.extend(self._line(line.strip(b"\r\x00 ")))
         if len(self._buffer) > MAX_LINE:
-            reject(self.stats, self.name, self._buffer, "no line end")
+            if not self._overlong:
+                reject(self.stats, self.name, self._buffer, "no line end")
             self._buffer = b""
+            self._overlong = True
         return events
 
     def _line(self, line: bytes) -> list[DeviceEvent]:

@@ -94,6 +94,7 @@ class NellcorCodec:
         self.resp_mode: str | None = None  # N-595 SpO2 response mode: "NORMAL" or "FAST"
         self.monitor_codes: frozenset[str] = frozenset()  # alarm/battery codes of the latest data line
         self._buffer = b""
+        self._overlong = False  # the buffer held a too-long line's start and dropped it: skip to its end
         self._conditions = ConditionTracker()
         self._unknown_codes: set[str] = set()
 
@@ -106,18 +107,23 @@ class NellcorCodec:
         *lines, self._buffer = _EOL.split(self._buffer + data)  # a CR LF split across reads: one empty line more
         events: list[DeviceEvent] = []
         for line in lines:
-            events.extend(self._line(line))
+            if self._overlong:  # the rest of a line already rejected as too long
+                self._overlong = False
+            else:
+                events.extend(self._line(line))
         if len(self._buffer) > MAX_LINE:
-            reject(self.stats, self.name, self._buffer, "no line end")
+            if not self._overlong:
+                reject(self.stats, self.name, self._buffer, "no line end")
             self._buffer = b""
+            self._overlong = True
         return events
 
     def _line(self, raw: bytes) -> list[DeviceEvent]:
+        if len(raw) > MAX_LINE:  # as if it had come in pieces: the same line is rejected however it is read
+            reject(self.stats, self.name, raw, "line too long")
+            return []
         line = raw.strip(b"\x00 \t")
         if not line:
-            return []
-        if len(line) > MAX_LINE:
-            reject(self.stats, self.name, line, "line too long")
             return []
         try:
             text = line.decode("ascii")

@@ -92,4 +92,7 @@ def test_endless_line_is_dropped_and_counted() -> None:
     codec = MasimoCodec()
     assert codec.feed(b"A" * 2000) == []
     assert codec.stats.rejected == 1
+    # what follows up to the next line end is still that line, whether it came in the same read or not
+    assert codec.feed(RADICAL5) == [] and MasimoCodec().feed(b"A" * 2000 + RADICAL5) == []
     assert readings(codec.feed(RADICAL5)) == {"spo2": 97.0, "pr": 64.0, "pi": 11.82}
+    assert (codec.stats.frames, codec.stats.rejected) == (1, 1)
