@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from monitor.mosquitto import free_port
-from tests.integration.test_demo import alive, bedside, children_of
+from tests.integration.test_demo import alive, bedside, children_of, ptys_held
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -114,10 +114,12 @@ def test_demo_nurse_takes_bays_through_whole_sessions(
 
     # SIGINT stops everything within 5 s, leaving no child and no pty
     children = children_of(proc.pid)
+    held = ptys_held(proc.pid)
     started = time.monotonic()
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=5)
     assert time.monotonic() - started < 5
     assert proc.returncode == 0
     assert not [c for c in children if alive(c)], "a child process outlived the demo"
-    assert set(os.listdir("/dev/pts")) <= ptys_before, "a pty outlived the demo"
+    assert held - ptys_before, "the demo's Masimo bays should use ptys"
+    assert not (held - ptys_before) & set(os.listdir("/dev/pts")), "a pty outlived the demo"
