@@ -30,10 +30,10 @@ demo: venv
 	$(BIN)/bedside demo --speed 10
 
 lint: venv
-	$(BIN)/ruff check $(PACKAGES) tests bench
+	$(BIN)/ruff check $(PACKAGES) tests bench fuzz
 
 typecheck: venv
-	$(BIN)/mypy --strict $(PACKAGES) bench
+	$(BIN)/mypy --strict $(PACKAGES) bench fuzz
 
 unit: venv
 	$(BIN)/pytest -q tests/unit
@@ -47,12 +47,18 @@ browser: venv system-deps
 test: venv system-deps lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider tests
 
-bench: venv
+bench: venv system-deps
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/trend.py
+	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/capacity.py
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/dashboard_load.py
 
+# a million inputs per parser of untrusted bytes (fuzz/), then schemathesis at length over the HTTP API
 fuzz: venv
-	@echo "no long fuzzing yet (issue 8)"
+	$(BIN)/python -m fuzz --inputs 1000000
+	BEDSIDE_API_FUZZ_EXAMPLES=300 $(BIN)/pytest -q -p no:cacheprovider --timeout 900 tests/unit/test_api_schemathesis.py
 
 clean:
 	rm -rf $(VENV) dashboard/node_modules .mypy_cache .ruff_cache .pytest_cache

@@ -225,6 +225,13 @@ class AlarmEngine:
         if i is not None:
             self._last_heard[i] = time
 
+    def next_silence(self) -> float:
+        """When the next device heard from (and not yet silent) becomes silent unless heard again: the time a tick
+        is due to raise its NO DATA on time (inf: none is due)."""
+        due = self._last_heard + self._silent_after
+        due = due[~self._silent & ~np.isnan(due)]
+        return float(due.min()) if due.size else math.inf
+
     def external(self, event: AlarmEvent) -> list[AlarmEvent]:
         """Start (or end) an alarm decided outside the rules, e.g. a failure of bedside itself, so that it is part of
         the active set that every snapshot shows; a start already active is not repeated."""

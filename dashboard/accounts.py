@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from dashboard.auth import COOKIE, csrf_ok, identify, same_origin
+from dashboard.problems import NOT_JSON, RATE_LIMITED, STRICT
 from dashboard.throttle import LoginThrottle
 from monitor.store import AuditQuery
 from monitor.tokens import Role, TokenInfo, create_token, list_tokens, revoke_token, token_id_of, token_identity
@@ -61,28 +62,28 @@ def _cell(value: object) -> object:
 
 
 class LoginRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     name: str | None = Field(default=None, max_length=64)
     password: str | None = Field(default=None, max_length=1024)
     token: str | None = Field(default=None, max_length=256)
 
 
 class NewUser(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     name: str
     role: str
     password: str = Field(max_length=1024)
 
 
 class UserChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     role: str | None = None
     password: str | None = Field(default=None, max_length=1024)
     disabled: bool | None = None
 
 
 class NewToken(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     role: str
     label: str = Field(default="", max_length=100)
 
@@ -114,7 +115,7 @@ def accounts_router(src: "LiveSources", need: Callable[[Role], Callable[[Request
         if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
             raise HTTPException(415, "send JSON (Content-Type: application/json)")
 
-    @router.post("/api/login", dependencies=[Depends(refuse_cross_site)])
+    @router.post("/api/login", dependencies=[Depends(refuse_cross_site)], responses={**NOT_JSON, **RATE_LIMITED})
     async def login(body: LoginRequest, request: Request) -> JSONResponse:
         now, address = time.time(), client_address(request)
         if body.token is not None:
@@ -161,7 +162,7 @@ def accounts_router(src: "LiveSources", need: Callable[[Role], Callable[[Request
                             max_age=int(SESSION_IDLE), path="/")
         return response
 
-    @router.post("/api/logout", dependencies=[Depends(refuse_cross_site)])
+    @router.post("/api/logout", dependencies=[Depends(refuse_cross_site)], responses=NOT_JSON)
     async def logout(request: Request) -> JSONResponse:
         sid = request.cookies.get(COOKIE)
         ident = identify(src.db, {}, request.cookies) if sid else None
@@ -254,7 +255,7 @@ def accounts_router(src: "LiveSources", need: Callable[[Role], Callable[[Request
 
     # --- the audit log (admin) --------------------------------------------------------------------------------
 
-    @router.get("/api/audit", response_model=None)
+    @router.get("/api/audit", response_model=None, responses={200: {"content": {"text/csv": {}}}})
     async def audit(_: Admin, since: Annotated[float | None, Query(allow_inf_nan=False)] = None,
                     until: Annotated[float | None, Query(allow_inf_nan=False)] = None,
                     bay: str | None = None, who: str | None = None, action: str | None = None,

@@ -9,6 +9,7 @@ the server enforces it. Actions only *ask*: the engine owns the alarm lifecycle,
 
 
 import asyncio
+import json
 import logging
 import sqlite3
 import time
@@ -22,13 +23,14 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, W
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from alerts.engine import AlarmEngine
 from alerts.profile import ProfileError
 from dashboard.accounts import accounts_router
 from dashboard.auth import allows, csrf_ok, identify, same_origin
-from dashboard.live import item_json, snapshot
+from dashboard.live import EncodedItems, item_json, snapshot
+from dashboard.problems import ERRORS, STRICT
 from dashboard.sessions_api import sessions_router
 from monitor.broadcast import Broadcast
 from monitor.history import MAX_SPAN
@@ -97,23 +99,23 @@ class LiveSources:
 
 
 class PauseRequest(BaseModel):
-    model_config = ConfigDict(allow_inf_nan=False, extra="forbid")
+    model_config = STRICT
     seconds: float | None = Field(default=None, gt=0)
 
 
 class AlarmSettingsRequest(BaseModel):
-    model_config = ConfigDict(allow_inf_nan=False, extra="forbid")
+    model_config = STRICT
     profile: str | None = None
     overrides: dict[str, dict[str, Any]] | None = None
 
 
 class BaselineRequest(BaseModel):
-    model_config = ConfigDict(allow_inf_nan=False, extra="forbid")
+    model_config = STRICT
     value: float | None
 
 
 class AnnotationRequest(BaseModel):
-    model_config = ConfigDict(allow_inf_nan=False, extra="forbid")
+    model_config = STRICT
     kind: str
     text: str = ""
     time: float | None = None
@@ -124,7 +126,8 @@ def _events_json(events: list[AlarmEvent]) -> dict[str, Any]:
 
 
 def create_app(src: LiveSources) -> FastAPI:
-    app = FastAPI(title="bedside", version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="bedside", version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None,
+                  responses=ERRORS)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -255,6 +258,8 @@ def create_app(src: LiveSources) -> FastAPI:
         note: Annotation = attempt(lambda: acting().annotate(bay, user.who, body.kind, body.text, body.time))
         return item_json(note)
 
+    texts = EncodedItems()  # each live item is encoded once for all clients
+
     @app.websocket("/ws/live")
     async def live(ws: WebSocket) -> None:
         if identify(src.db, ws.headers, ws.cookies) is None or not same_origin(ws.headers):
@@ -265,29 +270,42 @@ def create_app(src: LiveSources) -> FastAPI:
             await ws.send_json({"type": "snapshot", **snapshot(src.site, src.hub, src.engine, time.time(),
                                                                 src.sessions)})
             reader = asyncio.create_task(_drain(ws))
+            loop = asyncio.get_running_loop()
             checked = time.monotonic()
             try:
-                while not reader.done():
-                    if time.monotonic() - checked > RECHECK:  # a disabled user or revoked token stops seeing data
-                        checked = time.monotonic()
-                        if identify(src.db, ws.headers, ws.cookies) is None:
-                            await ws.close(code=1008, reason="login ended")
+                # Sending what is queued that takes longer than SEND_TIMEOUT (the client's buffers are full) ends
+                # the connection: the deadline is armed only while sending, once for all that is queued.
+                async with asyncio.timeout(None) as sending:
+                    while not reader.done():
+                        if time.monotonic() - checked > RECHECK:  # a disabled user or revoked token stops seeing data
+                            checked = time.monotonic()
+                            if identify(src.db, ws.headers, ws.cookies) is None:
+                                sending.reschedule(loop.time() + SEND_TIMEOUT)
+                                await ws.close(code=1008, reason="login ended")
+                                return
+                        if sub.overflowed.is_set():  # 10,000 behind: dropped from the fan-out; it must resync
+                            sending.reschedule(loop.time() + SEND_TIMEOUT)
+                            await ws.close(code=1013, reason="too slow; reconnect to resynchronise")
                             return
-                    get = asyncio.create_task(sub.queue.get())
-                    overflow = asyncio.create_task(sub.overflowed.wait())
-                    done, _ = await asyncio.wait({get, overflow, reader}, timeout=HEARTBEAT,
-                                                 return_when=asyncio.FIRST_COMPLETED)
-                    for task in (get, overflow):
-                        if task not in done:
-                            task.cancel()
-                    if not done:  # quiet: tell the page we are alive, so it can tell silence from a dead link
-                        await asyncio.wait_for(ws.send_json({"type": "heartbeat", "server_time": time.time()}),
-                                               SEND_TIMEOUT)
-                    if overflow in done:
-                        await ws.close(code=1013, reason="too slow; reconnect to resynchronise")
-                        return
-                    if get in done:
-                        await asyncio.wait_for(ws.send_json(item_json(get.result())), SEND_TIMEOUT)
+                        batch = _queued(sub.queue, texts)  # a burst of readings is sent straight through
+                        if not batch:
+                            get = asyncio.create_task(sub.queue.get())
+                            overflow = asyncio.create_task(sub.overflowed.wait())
+                            done, _ = await asyncio.wait({get, overflow, reader}, timeout=HEARTBEAT,
+                                                         return_when=asyncio.FIRST_COMPLETED)
+                            for task in (get, overflow):
+                                if task not in done:
+                                    task.cancel()
+                            if get in done:
+                                batch = [texts.text(get.result()), *_queued(sub.queue, texts)]
+                            elif done:
+                                continue  # overflowed or disconnected: seen at the top of the loop
+                            else:  # quiet: tell the page we are alive, so it can tell silence from a dead link
+                                batch = [json.dumps({"type": "heartbeat", "server_time": time.time()})]
+                        sending.reschedule(loop.time() + SEND_TIMEOUT)
+                        for text in batch:
+                            await ws.send_text(text)
+                        sending.reschedule(None)
             except (WebSocketDisconnect, TimeoutError, RuntimeError):
                 pass
             finally:
@@ -315,6 +333,17 @@ def create_app(src: LiveSources) -> FastAPI:
     else:
         log.error("uPlot not found at %s: run `make venv` (npm ci); the page will show no trends", UPLOT)
     return app
+
+
+def _queued(queue: asyncio.Queue[LiveItem], texts: EncodedItems, most: int = 1000) -> list[str]:
+    """The text of what is in `queue` now (up to `most` items), without waiting."""
+    out: list[str] = []
+    while len(out) < most:
+        try:
+            out.append(texts.text(queue.get_nowait()))
+        except asyncio.QueueEmpty:
+            break
+    return out
 
 
 async def _drain(ws: WebSocket) -> None:

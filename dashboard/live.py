@@ -5,6 +5,7 @@ These shapes are the contract with dashboard/static/*.js (documented in docs/arc
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -89,3 +90,24 @@ def item_json(item: LiveItem) -> JSON:
     del body["since"]
     return {"type": "alarm", "bay": item.bay, "phase": item.phase, "time": item.time, "by": item.by,
             "level": item.level, "until": item.until, **body}
+
+
+class EncodedItems:
+    """The JSON text of recent live items, so that an item going to many websocket clients is encoded once. Bounded:
+    it keeps the last `size` items (a client further behind has its items encoded again)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._texts: dict[int, tuple[LiveItem, str]] = {}  # id(item) -> (item, text); the item keeps its id unique
+
+    def text(self, item: LiveItem) -> str:
+        key = id(item)
+        hit = self._texts.get(key)
+        if hit is not None and hit[0] is item:
+            return hit[1]
+        text = json.dumps(item_json(item), separators=(",", ":"), ensure_ascii=False)
+        self._texts.pop(key, None)
+        self._texts[key] = (item, text)
+        if len(self._texts) > self._size:
+            del self._texts[next(iter(self._texts))]  # the oldest
+        return text

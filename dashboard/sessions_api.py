@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from dashboard.problems import STRICT
 from monitor.exports import Format, export
 from monitor.exports.report import REPORT_CSP
 from monitor.infusion import Session, SessionError
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(allow_inf_nan=False, extra="forbid")
+    model_config = STRICT
 
 
 class AdmitRequest(_Body):
@@ -202,7 +203,8 @@ def sessions_router(src: "LiveSources", need: Callable[[Role], Callable[[Request
         await flushed()
         return await asyncio.to_thread(lambda: session_statistics(traced(session_id)))
 
-    @router.get("/api/sessions/{session_id}/export")
+    @router.get("/api/sessions/{session_id}/export", responses={200: {"content": {
+        "text/csv": {}, "application/fhir+json": {}, "application/hl7-v2": {}, "text/html": {}}}})
     async def export_session(session_id: str, user: Viewer,
                              format: Annotated[Format, Query()] = "report") -> Response:
         """The session as CSV (the trace format `bedside replay` reads), a FHIR R4 Bundle, HL7 v2.6 ORU^R01

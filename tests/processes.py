@@ -3,10 +3,11 @@ serves, stop it (killed if need be, never left behind), and make API tokens with
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,10 +29,18 @@ def wait_until_serving(base: str, proc: subprocess.Popen[bytes], within: float =
 
 
 @contextmanager
-def running_bedside(config: Path, port: int) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`bedside run --config CONFIG` serving on `port`: yields (base URL, process) once it serves; stops it."""
-    proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", "run", "--config", str(config)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def running_bedside(config: Path, port: int, env: Mapping[str, str] | None = None,
+                    stderr: Path | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`bedside run --config CONFIG` serving on `port`: yields (base URL, process) once it serves; stops it.
+    `env`: variables added to this process's environment for it; `stderr`: a file for its log (else discarded)."""
+    log = stderr.open("ab") if stderr is not None else None
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", "run", "--config", str(config)],
+                                stdout=subprocess.DEVNULL, stderr=log or subprocess.DEVNULL,
+                                env=None if env is None else {**os.environ, **env})
+    finally:
+        if log is not None:
+            log.close()  # the child has its own descriptor
     try:
         base = f"http://127.0.0.1:{port}"
         wait_until_serving(base, proc)

@@ -511,15 +511,20 @@ def test_not_current_starts_at_once_while_satseconds_integrates() -> None:
 def test_silent_device_raises_no_data_after_its_delay_and_ends_when_heard() -> None:
     sim = Sim(make_engine(profile("p", spo2={"low": 90}), bays=["b1", "b2"],
                           devices=[WatchedDevice("ox1", "b1", 10.0), WatchedDevice("ox2", "b2", 5.0)]))
+    assert sim.engine.next_silence() == math.inf  # nothing heard, nothing looked at: no silence due
     assert sim.tick(100.0) == []  # first look: silence is counted from here
     sim.engine.heard("ox1", 100.0)
     sim.engine.heard("ox2", 100.0)
+    assert sim.engine.next_silence() == 105.0  # when the service's ticker must tick for ox2's NO DATA
     assert sim.tick(104.0) == []
     assert [(e.bay, e.id, e.kind, e.phase) for e in sim.tick(105.0)] == [("b2", "no_data:ox2", "technical", "start")]
+    assert sim.engine.next_silence() == 110.0  # ox2 is silent already: only ox1 is still due
     assert sim.tick(106.0) == []  # still silent: no repeat
     assert [(e.bay, e.id, e.phase) for e in sim.tick(110.0)] == [("b1", "no_data:ox1", "start")]
+    assert sim.engine.next_silence() == math.inf
     sim.observe(111.0, "spo2", 97.0, bay="b2", device="ox2")
     assert [(e.id, e.phase) for e in sim.tick(111.5)] == [("no_data:ox2", "end")]
+    assert sim.engine.next_silence() == 116.0
     assert [a.start.id for a in sim.engine.active()] == ["no_data:ox1"]
 
 

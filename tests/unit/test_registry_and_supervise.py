@@ -1,5 +1,5 @@
 """The driver registry (lazy built-ins, entry points) and the supervisor (a crashing driver becomes "device lost",
-is restarted, and never takes another driver down)."""
+is restarted with a backoff capped at 2 s, and never takes another driver down)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import ClassVar
 import pytest
 
 from drivers import registry
-from drivers.base import CONNECTED, DeviceSettings, Driver, Emit
+from drivers import supervise as supervise_module
+from drivers.base import CONNECTED, DeviceLost, DeviceSettings, Driver, Emit
 from drivers.supervise import supervise
 from monitor.model import Condition, DeviceCondition, DeviceEvent, Reading
 
@@ -90,3 +91,73 @@ def test_serial_line_settings_are_the_devices_unless_configured() -> None:
     assert capno(DeviceSettings("c")).line_settings() == SerialSettings(115200, 8, "N", 1)
     changed = capno(DeviceSettings("c", baudrate=9600, parity="E", stopbits=2)).line_settings()
     assert changed == SerialSettings(9600, 8, "E", 2)
+
+
+class Unplugged(Driver):
+    """Its device is away for the first `away` runs (each fails at once), then it reads one value and idles."""
+
+    key: ClassVar[str] = "unplugged"
+
+    def __init__(self, settings: DeviceSettings, away: int) -> None:
+        super().__init__(settings)
+        self.away = away
+        self.runs = 0
+
+    async def run(self, emit: Emit) -> None:
+        self.runs += 1
+        if self.runs <= self.away:
+            raise DeviceLost("could not open port /dev/ttyUSB0")
+        emit(CONNECTED)
+        emit(Reading("spo2", 97))
+        await asyncio.Event().wait()
+
+
+async def test_retries_back_off_to_at_most_2_s_and_the_loss_is_logged_once(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(delay: float) -> None:  # record the supervisor's waits instead of waiting
+        waits.append(delay)
+        await real_sleep(0)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)  # the supervisor's (this test waits with real_sleep)
+    events: list[DeviceEvent] = []
+    driver = Unplugged(DeviceSettings("ox1"), away=7)
+    task = asyncio.create_task(supervise(driver, events.append))
+    try:
+        for _ in range(200):
+            if Reading("spo2", 97) in events:
+                break
+            await real_sleep(0)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    # however long the device is away, it is tried again at least every 2 s: data within 5 s of its return
+    assert waits == [0.5, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0]
+    assert max(waits) == supervise_module.MAX_DELAY
+    lost = [e for e in events if isinstance(e, DeviceCondition) and e.condition == Condition.DEVICE_LOST]
+    assert [e.active for e in lost] == [True] * 7 + [False]
+    warnings = [r for r in caplog.records if r.name == "drivers.supervise" and r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "could not open port" in warnings[0].getMessage()  # not one per retry
+
+
+async def test_a_failing_emit_does_not_end_the_supervision() -> None:
+    calls: list[DeviceEvent] = []
+
+    def emit(event: DeviceEvent) -> None:
+        calls.append(event)
+        if isinstance(event, DeviceCondition) and event.active and len(calls) == 1:
+            raise RuntimeError("bug in the hub")
+
+    driver = Unplugged(DeviceSettings("ox1"), away=2)
+    task = asyncio.create_task(supervise(driver, emit, first_delay=0.01, max_delay=0.02))
+    try:
+        for _ in range(100):
+            if Reading("spo2", 97) in calls:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert driver.runs == 3 and calls[-1] == Reading("spo2", 97)

@@ -88,3 +88,35 @@ async def test_an_observation_is_decided_within_one_short_tick_not_the_next_seco
     alarms = [p for p in published if isinstance(p, AlarmEvent)]
     assert [(a.id, a.phase, a.value) for a in alarms] == [("spo2_low", "start", 76.0)]  # the latest value counts
     s.db.close()
+
+
+async def test_no_data_comes_when_silent_after_runs_out_not_up_to_a_tick_later(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    import time
+
+    from monitor.model import AlarmEvent, Reading
+    from monitor.service import TICK
+
+    silent_after = 0.3  # s; much shorter than TICK (1 s), so a once-a-second ticker alone would be late
+    cfg = parse_config({"data_dir": str(tmp_path), "bays": [{"id": "bay1", "devices": [
+        {"id": "ox1", "driver": "masimo", "port": "/dev/null", "silent_after": silent_after}]}]})
+    s = Service(cfg)  # the real clock: the ticker sleeps in real time
+    published: list[object] = []
+    monkeypatch.setattr(s.broadcast, "publish", published.append)
+    s.tick()  # the engine's first look
+    ticker = asyncio.create_task(s._ticker())
+    try:
+        await asyncio.sleep(0.2)  # the ticker is now asleep with nothing due (ox1 never heard)
+        heard = time.time()
+        s.hub.ingest("ox1", Reading("spo2", 97.0), heard)
+        for _ in range(int(2 * TICK / 0.05)):
+            if any(isinstance(p, AlarmEvent) and p.id == "no_data:ox1" for p in published):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        ticker.cancel()
+        s.db.close()
+    no_data = [p for p in published if isinstance(p, AlarmEvent) and p.id == "no_data:ox1"]
+    assert [a.phase for a in no_data] == ["start"]
+    assert silent_after <= no_data[0].time - heard < silent_after + 0.1  # on time, not at the next whole tick
