@@ -21,8 +21,10 @@ bays run as processes, and the instruments that watch it.
 - Process figures from /proc (CPU seconds of all threads, RSS), percentiles, and the machine's description.
 
 Why the probes do not collide with the paced numerics: an injection for bay i is made half a period after the
-bay's own numerics (epoch + k + i/N + 0.5 at 1 Hz), so the bay's next ordinary message, which ends the alarm
-(SpO2 back to normal), comes half a second later, far beyond any latency measured here.
+bay's own numerics, and half-way between two bays' slots (epoch + k + i/N + 0.5 + 0.5/N at 1 Hz), so the bay's
+next ordinary message, which ends the alarm (SpO2 back to normal), comes half a second later, far beyond any
+latency measured here; and the probe does not land on another bay's message (which, with few bays, would make it wait
+out bedside's minimum gap between two engine ticks, 20 ms, more often than a reading arriving at a random moment).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from websockets.exceptions import ConnectionClosed
 from bench.publisher import SITE as SITE
 from bench.publisher import device_id, normal_values, numerics_topic
 from monitor.mosquitto import PrivateMosquitto, free_port, mosquitto_path
+from monitor.mqtt_socket import NODELAY
 from simulators.masimo import format_line
 from simulators.serial_out import open_pty, pty_writer
 from tests.processes import create_token, wait_until_serving
@@ -484,7 +487,8 @@ class Observer:
         c = self.clinic
         try:
             self._mqtt = await self._stack.enter_async_context(
-                aiomqtt.Client(c.broker.host, c.broker.port, identifier=f"bench-observer-{os.getpid()}"))
+                aiomqtt.Client(c.broker.host, c.broker.port, identifier=f"bench-observer-{os.getpid()}",
+                               socket_options=NODELAY))
             await self._mqtt.subscribe(f"bedside/v1/{SITE}/bay/+/alarm_events", qos=1)
             await self._mqtt.subscribe(f"{RTT_TOPIC}/#", qos=1)
             self._ws = await self._stack.enter_async_context(
@@ -597,14 +601,15 @@ class Observer:
 
     async def _mqtt_loop(self, end: float, gap: float, pub: Publisher) -> None:
         n, period = pub.bays, 1.0 / pub.rate
+        offset = period / 2 + period / n / 2  # half a period after the bay's numerics, between two bays' slots
         last: dict[int, float] = {}
         while True:
             want = time.time() + gap
-            j = math.ceil((want - pub.epoch - period / 2) / period * n)  # the next slot (+ half a period)
+            j = math.ceil((want - pub.epoch - offset) / period * n)  # the next slot (+ the offset)
             while time.time() - last.get(j % n, -1e9) < 2.5 or j % n in {
                     int(p.bay[3:]) - 1 for p in self._pending.values() if p.path == "mqtt"}:
                 j += 1
-            moment = pub.epoch + period / 2 + j * period / n
+            moment = pub.epoch + offset + j * period / n
             if moment > end:
                 return
             await asyncio.sleep(max(0.0, moment - time.time()))

@@ -38,7 +38,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 
 from playwright.async_api import Browser, async_playwright
 
-from bench.cluster import Clinic, machine, pct, temporary_root
+from bench.cluster import Clinic, Window, machine, pct, temporary_root
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, VIEWPORT
 
 WARMUP = 10.0
@@ -114,7 +114,7 @@ async def load_login(browser: Browser, base: str) -> float:
         await context.close()
 
 
-async def measure(bays: int, loads: int) -> tuple[list[dict[str, float]], list[float], int]:
+async def measure(bays: int, loads: int) -> tuple[list[dict[str, float]], list[float], int, Window]:
     with temporary_root("bedside-bench-dashboard-") as root:
         async with Clinic(root, bays) as clinic:
             await clinic.until_live(60)
@@ -132,12 +132,14 @@ async def measure(bays: int, loads: int) -> tuple[list[dict[str, float]], list[f
                     await context.close()
                     central: list[dict[str, float]] = []
                     login: list[float] = []
+                    window = Window()
                     for _ in range(loads):
                         login.append(await load_login(browser, clinic.base))
                         central.append(await load_central(browser, clinic.base, storage))
+                    window.close()
                 finally:
                     await browser.close()
-    return central, login, tiles
+    return central, login, tiles, window
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,8 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"dashboard: central view `/` at {args.bays} bays (1 Hz numerics) in headless Chromium, {args.loads} loads "
           "in fresh contexts; ms from the navigation's start")
     print(machine())
-    central, login, tiles = asyncio.run(measure(args.bays, args.loads))
-    print(f"tiles on the page: {tiles}")
+    central, login, tiles, window = asyncio.run(measure(args.bays, args.loads))
+    print(f"tiles on the page: {tiles}; while loading, the benchmark (bedside, broker, publisher, Chromium) used "
+          f"{window.ours():.2f} cores, other processes on the machine {window.others():.2f}")
     print()
     print(f"{'ms from navigation start':<52} {'median':>8} {'p95':>8} {'max':>8}")
 

@@ -13,7 +13,7 @@ benchmark profile `bench-undelayed` (delay 0, SpO2 SatSeconds off, no latching, 
 the alarm path itself, never a configured delay.
 
 A probe: at a known instant this process (`Observer`) writes SpO2 75 for one bay, half a second after that bay's own
-numerics,
+numerics (and half-way between two bays' messages, as a reading arriving at a random moment would be),
 - MQTT path: as the bay's monitor, `{"ts", "seq", "values": {"spo2": 75}}` on its numerics topic (QoS 1);
 - pty path: a Masimo "ASCII 1" line with SPO2=075% on the bay's pty;
 and times, on its own clock (perf_counter), until the `spo2_low` alarm event with phase `start` for that bay
@@ -25,10 +25,14 @@ every 0.5 s, at the same time. A probe that has not arrived at both within 5 s i
 Baseline, in the same run, on the same connection and broker under the same load: the raw Mosquitto publish ->
 subscribe round trip (QoS 1) of a small message, every `--gap` s half-way between the probes.
 
-Also printed, from the alarm event's own `time` (bedside's clock when the engine's tick decided it; same machine, so
-the wall clocks agree): device -> decision, decision -> websocket, decision -> MQTT topic, and bedside's CPU while
-probing. The target is a p99 at or below 50 ms at 100 bays (MQTT path, both destinations). The LAST line is, at
-100 bays (or the size nearest it), the alarm p99 (the slower destination) / the raw round trip p99, as `<n>x`.
+Also printed: how long every reading of the MQTT monitors in the window took from its monitor to bedside's hub
+(its receive stamp minus the message's `ts`, from the recorded trace; a median above 1 s means bedside falls behind
+and the probes are lost in the backlog), and, from the alarm event's own `time` (bedside's clock when the engine's
+tick decided it; same machine, so the wall clocks agree): device -> decision, decision -> websocket, decision ->
+MQTT topic, and bedside's CPU while probing.
+
+The target is a p99 at or below 50 ms at 100 bays (MQTT path, both destinations). The LAST line is, at 100 bays (or
+the size nearest it), the alarm p99 (the slower destination) / the raw round trip p99, as `<n>x`.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +70,7 @@ class Result:
     publisher: dict[str, float]
     window: Window
     ws_closed: str | None
+    lag: list[float]  # ms, monitor -> hub of every recorded reading in the window (bedside's receive stamp - ts)
 
     def of(self, path: str) -> list[Probe]:
         return [p for p in self.probes if p.path == path]
@@ -83,16 +89,20 @@ class Result:
 async def measure(bays: int, seconds: float, gap: float, pty_bays: int) -> Result:
     with temporary_root("bedside-bench-latency-") as root:
         async with Clinic(root, bays, pty_bays=pty_bays) as clinic:
-            live, live_bays = await clinic.until_live(60 + bays / 10)
+            live, live_bays = await clinic.until_live(30 + bays / 20)
             await asyncio.sleep(WARMUP)
             async with Observer(clinic) as observer:
-                before, window = clinic.stat(), Window()
+                before, window, wall = clinic.stat(), Window(), time.time()
                 await observer.probe(seconds, gap)
                 after, elapsed = clinic.stat(), window.close().elapsed
             publisher = clinic.stop_publisher()
+            await asyncio.sleep(1.0)  # the recorder's last batch
+            recorded = await asyncio.to_thread(clinic.recorded, wall, wall + elapsed)
+            lag = [(receive - device) * 1000 for (bay, _, receive), device in recorded.items()
+                   if bay.startswith("bay")]  # MQTT monitors (a Masimo's clock has whole seconds)
             return Result(bays, observer.probes, observer.rtts, clinic.started, live, live_bays,
                           (after.cpu - before.cpu) / elapsed, after.rss, observer.ws_messages, elapsed, publisher,
-                          window, observer.ws_closed)
+                          window, observer.ws_closed, lag)
 
 
 def row(bays: int, what: str, values: list[float], missed: int = 0) -> str:
@@ -119,7 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         live = (f"all live after {r.live:.1f} s" if r.live_bays == bays + args.pty_bays else
                 f"NOT ALL LIVE: {r.live_bays:,} of {bays + args.pty_bays:,} bays had a reading of the last 3 s after "
                 f"{r.live:.0f} s (bedside does not keep up)")
-        print(f"{bays:,} MQTT bays + {args.pty_bays} pty bays: served after {r.started:.1f} s, {live}; while "
+        behind = pct(r.lag, 50) > 1000
+        print(f"{bays:,} MQTT bays + {args.pty_bays} pty bays: served after {r.started:.1f} s, {live}; readings "
+              f"reached bedside's hub {pct(r.lag, 50):,.0f} ms (p50) / {pct(r.lag, 99):,.0f} ms (p99) after they were "
+              f"sent{' (BEDSIDE FALLS BEHIND)' if behind else ''}; while "
               f"probing ({r.seconds:.0f} s) bedside used {r.cpu:.2f} cores, RSS "
               f"{r.rss / 2**20:.0f} MB, websocket {r.ws_messages / r.seconds:,.0f} messages/s; publisher late p99 "
               f"{r.publisher.get('late_p99_ms', float('nan')):.1f} ms; the benchmark's processes used "

@@ -14,6 +14,7 @@ import aiomqtt
 
 from drivers.base import CONNECTED, DeviceLost, DeviceSettings, Driver, Emit
 from drivers.mqtt_numerics import MqttNumericsCodec, numerics_topic, state_topic
+from monitor.mqtt_socket import NODELAY
 
 
 class MqttDriver(Driver):
@@ -36,6 +37,7 @@ class MqttDriver(Driver):
                 username=s.mqtt_username,
                 password=s.mqtt_password,
                 keepalive=10,
+                socket_options=NODELAY,
                 tls_params=aiomqtt.TLSParameters(s.mqtt_ca_file, s.mqtt_cert_file, s.mqtt_key_file)
                 if s.mqtt_tls else None,
             ) as client:

@@ -23,6 +23,7 @@ import aiomqtt
 from rich.console import Console
 from rich.live import Live
 
+from monitor.mqtt_socket import NODELAY
 from monitor.station import StationState, render
 
 FIRST_DELAY, MAX_DELAY = 0.5, 10.0  # s: reconnect backoff
@@ -77,7 +78,7 @@ async def keep_link(state: StationState, broker: Broker, changed: Changed) -> No
         try:
             async with aiomqtt.Client(
                 broker.host, broker.port, identifier=f"bedside-station-{uuid.uuid4().hex[:8]}",
-                username=broker.username, password=broker.password, keepalive=10, timeout=10,
+                username=broker.username, password=broker.password, keepalive=10, timeout=10, socket_options=NODELAY,
                 tls_params=aiomqtt.TLSParameters() if broker.tls else None,
             ) as client:
                 for topic in topics(state.site):

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 import aiomqtt
 
 from monitor.model import Condition
+from monitor.mqtt_socket import NODELAY
 from monitor.vitals import VITALS
 from simulators.patient import NibpCuff, PatientModel
 from simulators.serial_out import wait_or_stop
@@ -158,6 +159,7 @@ async def run_mqtt_simulator(
             identifier=f"bedside-sim-{site}-{device_id}",
             will=aiomqtt.Will(state, b"offline", qos=1, retain=True),
             timeout=5.0,
+            socket_options=NODELAY,
         )
         try:
             async with client:

@@ -34,6 +34,7 @@ from alerts.notify.payloads import (
     heartbeat_topic,
     with_sequence,
 )
+from monitor.mqtt_socket import NODELAY
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ class MqttAlarmOutput:
         async with aiomqtt.Client(
             b.host, b.port, identifier=f"bedside-{self.instance}-alarms-{uuid.uuid4().hex[:8]}",
             username=b.username, password=b.password, keepalive=10, will=will, timeout=PUBLISH_TIMEOUT,
+            socket_options=NODELAY,
             tls_params=aiomqtt.TLSParameters(str(b.ca_file) if b.ca_file else None,
                                              str(b.cert_file) if b.cert_file else None,
                                              str(b.key_file) if b.key_file else None) if b.tls else None,

@@ -7,11 +7,13 @@ with nothing behind it, because schemathesis makes one test per operation when t
 fixture-based loader does not work with this pytest). Each operation then runs against a fresh `world`, so what
 one operation does (a user created, a session deleted) cannot change what another one meets.
 
-Nothing is excluded. The destructive operations cannot break the run: DELETE /api/tokens/{id} needs the id of a
-token (12 hex digits of a hash the schema does not show), so the admin token is not revoked (asserted after every
-request, so that a run of 401s could not pass for a clean one); DELETE /api/users/{name} and /api/sessions/{id}
-meet only what the same operation's examples created; POST /api/logout ends a login cookie, and these requests
-carry none. POST /api/login with wrong passwords soon meets the login rate limit (429): a 4xx, as it should be.
+Generated path parameters would name nothing that exists (404 after 404), so two examples in three name what the
+`known` fixture put in the world: bay1 with an active alarm, a user, the viewer's token, a closed and an open
+session. No operation is excluded; the destructive ones cannot break the run: each operation has its own world;
+DELETE /api/tokens/{id} is given the viewer's token, never the admin's (the admin token is asserted valid after
+every request, so that a run of 401s could not pass for a clean one); DELETE /api/users/{name} and
+/api/sessions/{id} remove the known user and closed session once, then meet 404s; POST /api/logout ends a login
+cookie, and these requests carry none. POST /api/login with wrong passwords soon meets the login rate limit (429).
 
 Bounded here (a few examples per operation); `make fuzz` runs it at length (BEDSIDE_API_FUZZ_EXAMPLES).
 """

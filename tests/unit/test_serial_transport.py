@@ -1,0 +1,68 @@
+"""The serial transport's read on a real pseudo-terminal: it hands over what has arrived without waiting for more.
+
+With no timeout a plain `read(4096)` would block until 4,096 bytes came; `read_available` must return the one line
+that is there, whole, and nothing when nothing came within the timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import pty
+import threading
+from collections.abc import Iterator
+
+import pytest
+import serial
+
+from drivers.serial_transport import CHUNK, read_available
+
+LINE = b"02/14/26 10:00:00 SN=0000000001 SPO2=097% BPM=072 PI=01.20% ALARM=0000 EXC=000000\r\n"
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[int, str]]:
+    master, slave = pty.openpty()
+    name = os.ttyname(slave)
+    yield master, name
+    os.close(master)
+    os.close(slave)
+
+
+def read_in_thread(port: serial.Serial) -> list[bytes]:
+    """What read_available returned within 5 s (nothing if it was still waiting then)."""
+    got: list[bytes] = []
+    t = threading.Thread(target=lambda: got.append(read_available(port)), daemon=True)
+    t.start()
+    t.join(5)
+    answer = list(got)
+    port.cancel_read()  # frees the thread if it was still blocked
+    t.join(5)
+    return answer
+
+
+def test_returns_the_waiting_line_without_waiting_for_a_full_chunk(pair: tuple[int, str]) -> None:
+    master, name = pair
+    with serial.Serial(name, 9600, timeout=None) as port:  # no timeout: read(4096) would never return
+        os.write(master, LINE)
+        got = read_in_thread(port)
+    assert got == [LINE]
+
+
+def test_takes_at_most_one_chunk_and_leaves_the_rest(pair: tuple[int, str]) -> None:
+    master, name = pair
+    data = bytes(range(256)) * ((CHUNK + 1000) // 256 + 1)
+    with serial.Serial(name, 9600, timeout=1.0) as port:
+        written = 0
+        while written < CHUNK + 500:
+            written += os.write(master, data[written:CHUNK + 500])
+        first = read_available(port)
+        second = read_available(port)
+    assert len(first) <= CHUNK
+    assert first + second == data[:len(first) + len(second)]
+    assert len(first) + len(second) > CHUNK  # nothing lost between the two reads
+
+
+def test_nothing_arrived_gives_empty_bytes_after_the_timeout(pair: tuple[int, str]) -> None:
+    _, name = pair
+    with serial.Serial(name, 9600, timeout=0.05) as port:
+        assert read_available(port) == b""
