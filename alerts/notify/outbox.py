@@ -108,12 +108,17 @@ class Outbox:
 
     def delivered(self, target: str, seq: int) -> None:
         """The target acknowledged event `seq`: forget its delivery, and the event once nobody needs it."""
+        self.delivered_many(target, [seq])
+
+    def delivered_many(self, target: str, seqs: Sequence[int]) -> None:
+        """The target acknowledged every event of `seqs`: forget them as `delivered` does, in one transaction."""
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
-                self._conn.execute("DELETE FROM deliveries WHERE target = ? AND seq = ?", (target, seq))
-                self._conn.execute("DELETE FROM events WHERE seq = ? AND NOT EXISTS "
-                                   "(SELECT 1 FROM deliveries WHERE seq = ?)", (seq, seq))
+                self._conn.executemany("DELETE FROM deliveries WHERE target = ? AND seq = ?",
+                                       [(target, seq) for seq in seqs])
+                self._conn.executemany("DELETE FROM events WHERE seq = ? AND NOT EXISTS "
+                                       "(SELECT 1 FROM deliveries WHERE seq = ?)", [(seq, seq) for seq in seqs])
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()

@@ -59,6 +59,19 @@ def test_events_of_one_tick_are_queued_in_one_transaction_in_order(tmp_path: Pat
     box.close()
 
 
+def test_several_acknowledged_events_leave_together_and_only_for_their_target(tmp_path: Path) -> None:
+    box = Outbox(tmp_path)
+    seqs = box.put_many([(event_json(event("start", T0, f"a{n}"), "clinic"), ["mqtt", "station"]) for n in range(4)],
+                        T0)
+    box.delivered_many("mqtt", [s for s in seqs[:3] if s is not None])
+    assert [p.body["id"] for p in box.pending("mqtt")] == ["a3"]
+    assert [p.body["id"] for p in box.pending("station")] == ["a0", "a1", "a2", "a3"]  # still owed to the station
+    box.delivered_many("station", [s for s in seqs if s is not None])
+    assert box.counts() == {"mqtt": 1}
+    assert box._conn.execute("SELECT count(*) FROM events").fetchone() == (1,)  # only a3 is still needed
+    box.close()
+
+
 async def test_a_forwarder_stopped_by_an_error_delivers_when_run_again(tmp_path: Path) -> None:
     import asyncio
 
