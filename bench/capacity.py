@@ -1,7 +1,7 @@
 """Benchmark (issue 8): how many bays at 1 Hz numerics one bedside process sustains with p99 <= 100 ms, its CPU and
 memory there, and whether its memory stays flat over a long run.
 
-    make bench            (or: .venv/bin/python bench/capacity.py [--steps 100 200 300 500 1000] [--seconds 30]
+    make bench            (or: .venv/bin/python bench/capacity.py [--steps 250 500 1000 1250 1500 2000] [--seconds 30]
                                 [--soak 120] [--soak-bays N] [--all] [--profile])
 
 What is measured
@@ -50,7 +50,7 @@ import numpy as np
 from bench.cluster import VITALS, Clinic, Observer, Window, machine, ms, pct, temporary_root
 from bench.sampler import report
 
-STEPS = (100, 200, 300, 500, 1000)
+STEPS = (250, 500, 1000, 1250, 1500, 2000)
 TARGET_MS = 100.0
 TARGET_BAYS = 1000
 TARGET_RSS = 500 * 2**20

@@ -1,6 +1,8 @@
 """Codec for MQTT numerics in schema `bedside/v1` (../shared/ARCHITECTURE.md, "Names on the wire").
 
-Every numerics message is validated against the published JSON Schema (drivers/schemas/bedside-v1.schema.json).
+Every numerics message is validated against the published JSON Schema (drivers/schemas/bedside-v1.schema.json):
+by jsonschema-rs (compiled, about 1 us a message), and a message it rejects is explained by jsonschema (its best
+error; jsonschema has the last word, so the two cannot disagree into a rejected valid message).
 A device publishes `{"ts": ISO 8601 or Unix seconds, "seq": int, "values": {vital: number | null},
 "status": {vital: condition}}` to `bedside/v1/<site>/dev/<device_id>/numerics` and its presence (`online` /
 `offline`, retained, last will `offline`) to `.../state`. A null value is no reading plus "no data" for that
@@ -14,6 +16,7 @@ import math
 from datetime import datetime
 from pathlib import Path
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
@@ -23,7 +26,9 @@ from monitor.vitals import is_plausible
 
 SCHEMA = "bedside/v1"
 SCHEMA_FILE = Path(__file__).parent / "schemas" / "bedside-v1.schema.json"
-_VALIDATOR = Draft202012Validator(json.loads(SCHEMA_FILE.read_text(encoding="utf-8")))
+_SCHEMA = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+_VALIDATOR = Draft202012Validator(_SCHEMA)
+_FAST = jsonschema_rs.validator_for(_SCHEMA)
 
 
 def numerics_topic(site: str, device_id: str) -> str:
@@ -88,6 +93,11 @@ class MqttNumericsCodec:
 
 def _invalid(msg: object) -> str:
     """Why `msg` does not follow the published schema, or "" when it does."""
+    try:
+        if _FAST.is_valid(msg):
+            return ""
+    except (ValueError, OverflowError, RecursionError):  # a value it cannot take (an int beyond 64 bits, NaN)
+        pass
     error = best_match(_VALIDATOR.iter_errors(msg))
     if error is None:
         return ""

@@ -6,6 +6,8 @@ import json
 import logging
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from drivers.mqtt_numerics import MqttNumericsCodec
 from monitor.model import Condition, DeviceCondition, Reading
@@ -73,3 +75,35 @@ def test_rejection_reason_names_the_bad_field(caplog: pytest.LogCaptureFixture) 
     with caplog.at_level(logging.WARNING):
         MqttNumericsCodec().numerics(msg(values={"spo2": "97"}))
     assert "values/spo2" in caplog.text
+
+
+# The fast validator (jsonschema-rs) decides alone only when it accepts; it must never accept what jsonschema rejects.
+_VITALS = ["hr", "pr", "spo2", "nibp_sys", "rr", "etco2", "temp", "pi", "bogus", ""]
+_numbers = st.one_of(st.integers(-(2**70), 2**70), st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
+                     st.none(), st.text(max_size=5))
+_messages = st.fixed_dictionaries(
+    {},
+    optional={
+        "ts": st.one_of(_numbers, st.sampled_from(["2026-01-01T12:00:00.000Z", "2026-01-01T12:00:00", "x"])),
+        "seq": _numbers,
+        "values": st.one_of(st.dictionaries(st.sampled_from(_VITALS), _numbers, max_size=4), _numbers),
+        "status": st.one_of(st.dictionaries(st.sampled_from(_VITALS),
+                                            st.sampled_from(["sensor_off", "no_data", "x", ""]), max_size=3),
+                            _numbers),
+        "extra": _numbers,
+    })
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.one_of(_messages, _numbers, st.lists(_numbers, max_size=3)))
+def test_the_fast_validator_never_accepts_what_jsonschema_rejects(msg: object) -> None:
+    from drivers.mqtt_numerics import _FAST, _VALIDATOR, _invalid
+
+    slow = _VALIDATOR.is_valid(msg)
+    try:
+        fast = _FAST.is_valid(msg)
+    except (ValueError, OverflowError, RecursionError):
+        fast = False
+    if fast:
+        assert slow, msg
+    assert (_invalid(msg) == "") == slow  # the codec's verdict is jsonschema's
