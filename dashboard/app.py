@@ -266,10 +266,12 @@ def create_app(src: LiveSources) -> FastAPI:
             await ws.close(code=1008)  # before accept: the handshake is refused with 403
             return
         await ws.accept()
+        batched = ws.query_params.get("batch") == "1"  # the page: a burst of items as one {"type": "batch"} message
         with src.broadcast.subscribe() as sub:
             await ws.send_json({"type": "snapshot", **snapshot(src.site, src.hub, src.engine, time.time(),
                                                                 src.sessions)})
             reader = asyncio.create_task(_drain(ws))
+            reader.add_done_callback(lambda _: sub.ready.set())
             loop = asyncio.get_running_loop()
             checked = time.monotonic()
             try:
@@ -287,24 +289,21 @@ def create_app(src: LiveSources) -> FastAPI:
                             sending.reschedule(loop.time() + SEND_TIMEOUT)
                             await ws.close(code=1013, reason="too slow; reconnect to resynchronise")
                             return
+                        sub.ready.clear()
                         batch = _queued(sub.queue, texts)  # a burst of readings is sent straight through
                         if not batch:
-                            get = asyncio.create_task(sub.queue.get())
-                            overflow = asyncio.create_task(sub.overflowed.wait())
-                            done, _ = await asyncio.wait({get, overflow, reader}, timeout=HEARTBEAT,
-                                                         return_when=asyncio.FIRST_COMPLETED)
-                            for task in (get, overflow):
-                                if task not in done:
-                                    task.cancel()
-                            if get in done:
-                                batch = [texts.text(get.result()), *_queued(sub.queue, texts)]
-                            elif done:
-                                continue  # overflowed or disconnected: seen at the top of the loop
-                            else:  # quiet: tell the page we are alive, so it can tell silence from a dead link
+                            try:  # one wake-up per burst: set by the fan-out, or by the reader when it ends
+                                async with asyncio.timeout(HEARTBEAT):
+                                    await sub.ready.wait()
+                                continue  # items, an overflow or a disconnect: seen at the top of the loop
+                            except TimeoutError:  # quiet: tell the page we are alive (silence vs dead link)
                                 batch = [json.dumps({"type": "heartbeat", "server_time": time.time()})]
                         sending.reschedule(loop.time() + SEND_TIMEOUT)
-                        for text in batch:
-                            await ws.send_text(text)
+                        if batched and len(batch) > 1:
+                            await ws.send_text(_batch(batch))
+                        else:
+                            for text in batch:
+                                await ws.send_text(text)
                         sending.reschedule(None)
             except (WebSocketDisconnect, TimeoutError, RuntimeError):
                 pass
@@ -333,6 +332,11 @@ def create_app(src: LiveSources) -> FastAPI:
     else:
         log.error("uPlot not found at %s: run `make venv` (npm ci); the page will show no trends", UPLOT)
     return app
+
+
+def _batch(texts: list[str]) -> str:
+    """Several encoded items as one message, `{"type": "batch", "items": [...]}`, without decoding them."""
+    return '{"type":"batch","items":[' + ",".join(texts) + "]}"
 
 
 def _queued(queue: asyncio.Queue[LiveItem], texts: EncodedItems, most: int = 1000) -> list[str]:

@@ -15,9 +15,13 @@ T = TypeVar("T")
 
 
 class Subscription(Generic[T]):
+    """A consumer's queue; `ready` is set whenever an item is queued or the consumer overflowed (a consumer that
+    takes items with `get_nowait` clears it and waits on it, one wake-up per burst rather than per item)."""
+
     def __init__(self, maxsize: int) -> None:
         self.queue: asyncio.Queue[T] = asyncio.Queue(maxsize)
         self.overflowed = asyncio.Event()
+        self.ready = asyncio.Event()
 
     async def __aiter__(self) -> AsyncIterator[T]:
         while True:
@@ -37,6 +41,7 @@ class Broadcast(Generic[T]):
             except asyncio.QueueFull:
                 self._subscribers.discard(sub)
                 sub.overflowed.set()
+            sub.ready.set()
 
     @contextmanager
     def subscribe(self, maxsize: int = 10_000) -> Iterator[Subscription[T]]:

@@ -20,7 +20,7 @@ export async function fetchBays() {
 
 function socketUrl() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${location.host}/ws/live`;
+  return `${scheme}//${location.host}/ws/live?batch=1`; // a burst of items comes as one {"type": "batch"}
 }
 
 /**
@@ -83,8 +83,10 @@ export class LiveConnection {
         this.h.onStatus("live");
         return;
       }
-      if (msg.type === "heartbeat") this.sawHeartbeat = true;
-      this.h.onMessage(msg);
+      for (const item of msg.type === "batch" ? msg.items : [msg]) {
+        if (item.type === "heartbeat") this.sawHeartbeat = true;
+        this.h.onMessage(item);
+      }
     });
     ws.addEventListener("close", () => {
       if (ws === this.ws) this.lost();

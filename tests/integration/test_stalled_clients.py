@@ -11,7 +11,8 @@ What disconnects a stalled client first: with a peer that reads nothing, the web
 endpoint itself (10,000 messages behind, or 10 s unable to take one) need the socket buffers to be full first: the
 kernel takes about 4 MB per stalled client on loopback before a send waits, a quarter of an hour at this rate; they
 are tested in tests/unit/test_live_backpressure.py with sends that do not complete. Then one stalled client comes
-back and starts again from a full snapshot."""
+back and starts again from a full snapshot. Every client, stalled or healthy, asks for what the page asks for
+(`/ws/live?batch=1`: a burst of items as one message)."""
 
 from __future__ import annotations
 
@@ -84,7 +85,8 @@ def stall(port: int, token: str) -> socket.socket:
     byte by byte up to the end of the 101 response, so nothing after it is taken off the wire)."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
     key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall((f"GET /ws/live HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    sock.sendall((f"GET /ws/live?batch=1 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                  "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                   f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n"
                   ).encode())
     head = b""
@@ -117,8 +119,9 @@ class Healthy:
         async for raw in ws:
             now = time.time()
             msg = json.loads(raw)
-            if msg["type"] == "obs":
-                self.latencies.append((now, now - msg["time"]))
+            for item in msg["items"] if msg["type"] == "batch" else [msg]:
+                if item["type"] == "obs":
+                    self.latencies.append((now, now - item["time"]))
 
     def between(self, start: float, end: float) -> list[float]:
         return [lat for at, lat in self.latencies if start <= at < end]
@@ -130,7 +133,7 @@ async def test_stalled_clients_do_not_slow_healthy_ones_and_are_disconnected(tmp
     stalled: list[socket.socket] = []
     with running_bedside(config, port) as (_, proc):
         token = create_token(tmp_path / "data", "viewer", "drills")
-        url, auth = f"ws://127.0.0.1:{port}/ws/live", {"Authorization": f"Bearer {token}"}
+        url, auth = f"ws://127.0.0.1:{port}/ws/live?batch=1", {"Authorization": f"Bearer {token}"}
         healthy = [Healthy() for _ in range(HEALTHY)]
         connections = [await connect(url, additional_headers=auth) for _ in healthy]
         readers = [asyncio.create_task(h.run(ws)) for h, ws in zip(healthy, connections, strict=True)]
@@ -187,7 +190,8 @@ async def test_stalled_clients_do_not_slow_healthy_ones_and_are_disconnected(tmp
     assert peak - rss_before < RSS_GROWTH
     assert first["type"] == "snapshot" and len(first["bays"]) == BAYS
     assert all({"hr", "spo2"} <= set(b["vitals"]) for b in first["bays"])  # every bay's latest values at once
-    assert second["type"] in ("obs", "heartbeat", "technical", "alarm")
+    assert second["type"] in ("obs", "heartbeat", "technical", "alarm", "batch")
+    assert all(i["type"] in ("obs", "technical", "alarm") for i in second.get("items", []))
 
 
 def quantile(values: list[float], q: float) -> float:

@@ -25,8 +25,9 @@ class Client:
     """The ASGI side of one websocket client: it connects, then never sends anything; its sends (what the server
     writes to it) complete only while `taking` is set."""
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, query: bytes = b"") -> None:
         self.token = token
+        self.query = query
         self.sent: list[Message] = []
         self.taking = asyncio.Event()
         self.taking.set()
@@ -37,7 +38,7 @@ class Client:
     @property
     def scope(self) -> dict[str, Any]:
         return {"type": "websocket", "asgi": {"version": "3.0"}, "scheme": "ws", "http_version": "1.1",
-                "path": "/ws/live", "raw_path": b"/ws/live", "query_string": b"", "root_path": "",
+                "path": "/ws/live", "raw_path": b"/ws/live", "query_string": self.query, "root_path": "",
                 "headers": [(b"host", b"testserver"), (b"authorization", f"Bearer {self.token}".encode())],
                 "client": ("127.0.0.1", 50000), "server": ("testserver", 80), "subprotocols": [], "state": {}}
 
@@ -133,3 +134,29 @@ def test_each_live_item_is_encoded_once_for_every_client_and_the_cache_is_bounde
     assert again == text and again is not text  # ... and encoded afresh when a client that far behind asks
     equal = obs(97.0)  # an equal but distinct item (a new reading of the same value) is a message of its own
     assert texts.text(equal) == text and texts.text(equal) is not texts.text(first)
+
+
+@pytest.mark.parametrize("query", [b"batch=1", b""])
+async def test_a_burst_comes_as_one_batch_message_to_a_client_that_asks_and_item_by_item_otherwise(
+        world: World, query: bytes) -> None:
+    import json
+
+    from dashboard.live import item_json
+
+    _, src, tokens = world
+    client = Client(tokens["viewer"], query)
+    handler = asyncio.create_task(serve(world, client))
+    await until(lambda: len(client.texts()) == 1 and src.broadcast.subscribers == 1, "the snapshot")
+    burst = [obs(97.0), obs(96.0), obs(95.0)]
+    for item in burst:  # queued in one go, as the readings of one monitor message are
+        src.broadcast.publish(item)
+    await until(lambda: sum(len(json.loads(t).get("items", [0])) for t in client.texts()[1:]) == 3, "the burst")
+    received = [json.loads(t) for t in client.texts()[1:]]
+    if query:
+        assert received == [{"type": "batch", "items": [item_json(i) for i in burst]}]
+    else:
+        assert received == [item_json(i) for i in burst]
+    src.broadcast.publish(obs(94.0))  # a single item is never wrapped
+    await until(lambda: len(client.texts()) == 2 + (1 if query else 3), "the single item")
+    assert json.loads(client.texts()[-1]) == item_json(obs(94.0))
+    handler.cancel()
