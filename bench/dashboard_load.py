@@ -60,7 +60,8 @@ INSTRUMENT = """(() => {
         const t = performance.now();
         if (typeof ev.data !== "string") return;
         if (b.snapshot === undefined && ev.data.startsWith('{"type":"snapshot"')) b.snapshot = t;
-        else if (b.snapshot !== undefined && b.firstUpdate === undefined && ev.data.startsWith('{"type":"obs"'))
+        else if (b.snapshot !== undefined && b.firstUpdate === undefined &&
+                 (ev.data.startsWith('{"type":"obs"') || ev.data.startsWith('{"type":"batch"')))
           b.firstUpdate = t;
       });
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -59,6 +60,23 @@ if TYPE_CHECKING:
     from simulators.patient import PatientModel
 
 log = logging.getLogger(__name__)
+
+# Python's cyclic garbage collector stops the event loop while it scans: at 1,000 bays (a thousand MQTT connections,
+# the engine, the buffers) its full collections took 50-75 ms and its middle ones 10-13 ms, several times a minute,
+# which was the tail of the alarm latency (bench/capacity.py, docs/performance.md). What exists once the service
+# is up lives as long as it does, so it is moved out of the collector's view (gc.freeze), once at start and once
+# more GC_SETTLE s later when the devices have connected; and the youngest generation is collected every
+# GC_YOUNG allocations instead of 700 (fewer objects that die young are promoted to be scanned again; 20,000 made
+# each young collection itself 20-25 ms).
+GC_SETTLE = 20.0
+GC_YOUNG = 5000
+
+
+def tune_garbage_collector() -> None:
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG, middle, old)
 
 TICK = 1.0  # seconds between the engine's periodic ticks (silence, staleness, delays, lifecycle timers)
 MIN_TICK_GAP = 0.02  # s: observations arriving together share one tick; an undelayed alarm waits at most this
@@ -476,6 +494,8 @@ class Service:
                     asyncio.create_task(server.serve(sockets=[sock]), name="http")]
             tasks += core
             self.started.set()
+            tune_garbage_collector()
+            asyncio.get_running_loop().call_later(GC_SETTLE, gc.freeze)  # what the devices' connections made
             stopper = asyncio.create_task(self._stop.wait())
             done, _ = await asyncio.wait([stopper, *core], return_when=asyncio.FIRST_COMPLETED)
             stopper.cancel()
