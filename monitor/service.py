@@ -73,6 +73,7 @@ GC_YOUNG = 5000
 
 
 def tune_garbage_collector() -> None:
+    """Collect once, freeze what is left (the running service's own structures), collect young objects less often."""
     gc.collect()
     gc.freeze()
     _, middle, old = gc.get_threshold()
