@@ -19,8 +19,13 @@ writes turn it on for their transaction. Batches of observations (`append`) comm
 like SQLite's `synchronous=NORMAL`: a crash of the server may lose the last fraction of a second of batches, never
 consistency. Observations are written with COPY (`copy_records_to_table`), the fastest bulk path.
 
-Schema: created if missing (`CREATE ... IF NOT EXISTS`, under an advisory lock so that several processes may
-start at once), optionally in its own `schema` (then the pool's `search_path` is that schema only). The columns
+Schema: versioned migrations (`MIGRATIONS`, plain SQL, version n is `MIGRATIONS[n - 1]`) applied at start in one
+transaction under an advisory lock, so that several processes (engines, dashboards) may start at once and exactly
+one of them migrates; table `schema_migrations` records each version applied and when. A database migrated by a
+newer bedside (a version this one does not know) is refused with StoreError rather than written with an older
+idea of its tables. Version 1 is the schema as it was before migrations were numbered, written with `IF NOT
+EXISTS`, so a database made by an earlier bedside is adopted as version 1. Optionally every table lives in its own
+`schema` (then the pool's `search_path` is that schema only). The columns
 are SQLite's with proper types; every table SQLite orders by `rowid` has a `BIGSERIAL id` that plays that role.
 A session's body is stored as TEXT, exactly the JSON SQLite keeps (JSONB would reorder keys, drop `-0.0` and
 refuse the `NaN` that json.dumps may write); reports can still read it as `body::jsonb`.
@@ -101,6 +106,13 @@ CREATE TABLE IF NOT EXISTS session_trends (
     PRIMARY KEY (session_id, vital));
 """
 
+# Each entry is one schema version, applied once, in order; never edit one that has shipped: add the next.
+MIGRATIONS: tuple[str, ...] = (SCHEMA,)
+_MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now(), bedside TEXT NOT NULL);
+"""
+
 # what a failed call may raise inside the loop: all become StoreError
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError, OSError,
               TimeoutError)
@@ -128,6 +140,7 @@ class PostgresStore:
         self._close_lock = threading.Lock()
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._force_sync_commit = False
+        self.schema_version = 0  # the database's schema version once open
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._serve, name=f"pg-store {self.where}", daemon=True)
         self._thread.start()
@@ -159,7 +172,10 @@ class PostgresStore:
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
                 if self.schema is not None:
                     await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(self.schema)}")
-                await conn.execute(SCHEMA)
+                try:
+                    self.schema_version = await _migrate(conn)
+                except StoreError as exc:
+                    raise StoreError(f"PostgreSQL {self.where}: {exc}") from None
                 self._force_sync_commit = await conn.fetchval("SHOW synchronous_commit") == "off"
         except BaseException:
             await self._pool.close()
@@ -484,6 +500,31 @@ def _limit(limit: int) -> int | None:
 
 def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
+
+
+async def _migrate(conn: Connection) -> int:
+    """Bring the database to the last version of MIGRATIONS (the caller holds the schema lock in a transaction);
+    the version it is at. StoreError if the database is at a version this bedside does not know."""
+    await conn.execute(_MIGRATIONS_TABLE)
+    current = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations")
+    assert isinstance(current, int)
+    if current > len(MIGRATIONS):
+        raise StoreError(f"the database is at schema version {current}, made by a newer bedside; this one knows "
+                         f"versions up to {len(MIGRATIONS)}: upgrade bedside (the database is left as it is)")
+    for version in range(current + 1, len(MIGRATIONS) + 1):
+        await conn.execute(MIGRATIONS[version - 1])
+        await conn.execute("INSERT INTO schema_migrations (version, bedside) VALUES ($1, $2)", version,
+                           _bedside_version())
+    return len(MIGRATIONS)
+
+
+def _bedside_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bedside")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _describe(url: str) -> str:

@@ -29,7 +29,7 @@ from monitor.model import (
     Priority,
     TechnicalStatus,
 )
-from monitor.pg_store import PostgresStore
+from monitor.pg_store import MIGRATIONS, PostgresStore
 from monitor.sqlite_store import SQLiteStore
 from monitor.store import SETTLED, AuditQuery, Recordable, SessionFilter, StoreError, TraceStore, session_trends
 
@@ -572,3 +572,47 @@ def test_a_call_that_takes_too_long_is_a_store_error_and_the_store_recovers(pg_s
         assert first >= 1
     finally:
         pg.close()
+
+
+def test_schema_versions_are_applied_once_and_recorded(pg_schema: str) -> None:
+    first = PostgresStore(PG_URL, schema=pg_schema, connect_timeout=2.0)
+    first.close()
+    again = PostgresStore(PG_URL, schema=pg_schema, connect_timeout=2.0)  # a restart applies nothing twice
+    again.close()
+    assert first.schema_version == again.schema_version == len(MIGRATIONS)
+    assert _pg_rows(f'SELECT version FROM "{pg_schema}".schema_migrations ORDER BY version') == [
+        (v,) for v in range(1, len(MIGRATIONS) + 1)]
+
+
+def test_a_database_made_before_versions_is_adopted_and_its_data_kept(pg_schema: str) -> None:
+    store = PostgresStore(PG_URL, schema=pg_schema, connect_timeout=2.0)
+    store.append([Observation("bay1", "ox1", "spo2", 97.0, None, T0)])
+    store.close()
+    _pg_rows(f'DROP TABLE "{pg_schema}".schema_migrations')  # as an earlier bedside left it
+    again = PostgresStore(PG_URL, schema=pg_schema, connect_timeout=2.0)
+    try:
+        assert again.schema_version == len(MIGRATIONS)
+        assert _pg_rows(f'SELECT value FROM "{pg_schema}".observations') == [(97.0,)]
+        assert _pg_rows(f'SELECT version FROM "{pg_schema}".schema_migrations') == [(1,)]
+    finally:
+        again.close()
+
+
+def test_a_database_of_a_newer_bedside_is_refused_and_left_alone(pg_schema: str) -> None:
+    PostgresStore(PG_URL, schema=pg_schema, connect_timeout=2.0).close()
+    newer = len(MIGRATIONS) + 1
+    _pg_rows(f"INSERT INTO \"{pg_schema}\".schema_migrations (version, bedside) VALUES ({newer}, 'later')")
+    with pytest.raises(StoreError, match=f"schema version {newer}, made by a newer bedside"):
+        PostgresStore(PG_URL, schema=pg_schema, connect_timeout=2.0)
+    assert _pg_rows(f'SELECT max(version) FROM "{pg_schema}".schema_migrations') == [(newer,)]
+
+
+def _pg_rows(sql: str) -> list[tuple[object, ...]]:
+    async def run() -> list[tuple[object, ...]]:
+        conn = await asyncpg.connect(PG_URL, timeout=5.0)
+        try:
+            return [tuple(r) for r in await conn.fetch(sql)]
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
