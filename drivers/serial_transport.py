@@ -52,14 +52,8 @@ class SerialLink:
             yield chunk
 
     async def _fd_chunks(self, fd: int) -> AsyncIterator[bytes]:
-        loop = asyncio.get_running_loop()
         while True:
-            ready: asyncio.Future[None] = loop.create_future()
-            loop.add_reader(fd, _set, ready)
-            try:
-                await ready
-            finally:
-                loop.remove_reader(fd)
+            await _until_ready(fd, write=False)
             try:
                 chunk = os.read(fd, CHUNK)
             except (BlockingIOError, InterruptedError):
@@ -94,7 +88,6 @@ class SerialLink:
 
     @staticmethod
     async def _fd_write(fd: int, data: bytes) -> None:
-        loop = asyncio.get_running_loop()
         view = memoryview(data)
         while view:
             try:
@@ -102,12 +95,18 @@ class SerialLink:
                 continue
             except (BlockingIOError, InterruptedError):
                 pass
-            ready: asyncio.Future[None] = loop.create_future()
-            loop.add_writer(fd, _set, ready)
-            try:
-                await ready
-            finally:
-                loop.remove_writer(fd)
+            await _until_ready(fd, write=True)
+
+
+async def _until_ready(fd: int, *, write: bool) -> None:
+    """Wait until the event loop's selector says `fd` can be read (or written) without blocking."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+    (loop.add_writer if write else loop.add_reader)(fd, _set, ready)
+    try:
+        await ready
+    finally:
+        (loop.remove_writer if write else loop.remove_reader)(fd)
 
 
 def _set(ready: asyncio.Future[None]) -> None:
