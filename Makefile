@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 NPMSTAMP := dashboard/node_modules/.installed
 PACKAGES := monitor drivers alerts dashboard simulators
 
-.PHONY: venv demo test lint typecheck unit integration browser system-deps clean bench fuzz
+.PHONY: venv demo test test-pg lint typecheck unit integration browser system-deps clean bench fuzz
 
 venv: $(STAMP) $(NPMSTAMP)
 
@@ -46,6 +46,20 @@ browser: venv system-deps
 
 test: venv system-deps lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider tests
+	@$(MAKE) --no-print-directory test-pg
+
+# the service tests (marker `service`: they build a Service or run `bedside run`) again, with their traces in
+# PostgreSQL: a fresh database per data dir on the server of PG_URL (tests/storage.py). Skipped, and said so, when
+# that server does not answer. The browser tests are left out (make test-pg PG_TESTS=service to include them).
+PG_URL   ?= postgresql://root@127.0.0.1:5432/test
+PG_TESTS ?= service and not browser
+test-pg: venv system-deps
+	@why=$$($(BIN)/python -m tests.storage '$(PG_URL)'); rc=$$?; \
+	if [ $$rc -eq 1 ]; then echo "*** PostgreSQL pass SKIPPED: no usable PostgreSQL at $(PG_URL): $$why"; exit 0; fi; \
+	[ $$rc -eq 0 ] || { echo "$$why"; exit $$rc; }; \
+	echo "PostgreSQL pass: the service tests with their traces in PostgreSQL ($(PG_URL))"; \
+	BEDSIDE_TEST_STORAGE_URL='$(PG_URL)' $(BIN)/pytest -q -p no:cacheprovider -m '$(PG_TESTS)' tests; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "PostgreSQL pass: no tests selected by -m '$(PG_TESTS)'"; exit 0; fi; exit $$rc
 
 bench: venv system-deps
 	$(BIN)/python bench/engine.py

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.storage import add_storage_to_config
+
 
 def wait_until_serving(base: str, proc: subprocess.Popen[bytes], within: float = 20.0) -> None:
     """Wait until bedside at `base` answers /api/health (it must not exit meanwhile)."""
@@ -32,7 +34,9 @@ def wait_until_serving(base: str, proc: subprocess.Popen[bytes], within: float =
 def running_bedside(config: Path, port: int, env: Mapping[str, str] | None = None,
                     stderr: Path | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`bedside run --config CONFIG` serving on `port`: yields (base URL, process) once it serves; stops it.
-    `env`: variables added to this process's environment for it; `stderr`: a file for its log (else discarded)."""
+    `env`: variables added to this process's environment for it; `stderr`: a file for its log (else discarded).
+    In the PostgreSQL pass (tests/storage.py) the config is first pointed at its data dir's test database."""
+    add_storage_to_config(config)
     log = stderr.open("ab") if stderr is not None else None
     try:
         proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", "run", "--config", str(config)],

@@ -22,7 +22,7 @@ from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, e
 from monitor.mosquitto import free_port
 from tests.browser.conftest import VIEWPORT, running_bedside
 
-pytestmark = [pytest.mark.timeout(120), pytest.mark.browser]
+pytestmark = [pytest.mark.timeout(120), pytest.mark.browser, pytest.mark.service]
 
 ADMIN, ADMIN_PASSWORD = "root", "admin-pass-1"
 NURSE, NURSE_PASSWORD = "ann", "nurse-pass-1"

@@ -37,7 +37,7 @@ from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, e
 from monitor.mosquitto import free_port
 from tests.browser.conftest import VIEWPORT, create_token, running_bedside
 
-pytestmark = [pytest.mark.timeout(120), pytest.mark.browser]
+pytestmark = [pytest.mark.timeout(120), pytest.mark.browser, pytest.mark.service]
 
 CONFIG = """
 site = "bay-detail-test"

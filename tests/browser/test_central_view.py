@@ -30,8 +30,9 @@ from playwright.sync_api import Browser, Page
 
 from monitor.mosquitto import free_port
 from tests.browser.conftest import VIEWPORT, login, tile_state
+from tests.storage import add_storage_to_config
 
-pytestmark = [pytest.mark.timeout(150), pytest.mark.browser]
+pytestmark = [pytest.mark.timeout(150), pytest.mark.browser, pytest.mark.service]
 
 RANK = {"none": 0, "low": 1, "medium": 2, "high": 3}
 DESAT_AT = 25  # s after bedside starts: late enough that the page is open before the alarm
@@ -84,6 +85,7 @@ class Bedside:
         self.base = f"http://127.0.0.1:{port}"
         self.config = root / "clinic.toml"
         self.config.write_text(config)
+        add_storage_to_config(self.config)  # the PostgreSQL pass: its data dir's test database
         self.proc: subprocess.Popen[bytes] | None = None
         self.tokens: dict[str, str] = {}
 

@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, Page
 from monitor.mosquitto import free_port
 from tests.browser.conftest import create_token, login, running_bedside
 
-pytestmark = [pytest.mark.timeout(120), pytest.mark.browser]
+pytestmark = [pytest.mark.timeout(120), pytest.mark.browser, pytest.mark.service]
 
 
 CONFIG = """

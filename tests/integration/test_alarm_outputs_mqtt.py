@@ -19,7 +19,7 @@ from drivers.mqtt_numerics import SCHEMA_FILE
 from monitor.mosquitto import PrivateMosquitto, free_port
 from tests.processes import create_token, running_bedside
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.timeout(90), pytest.mark.service]
 
 SCHEMA = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
 

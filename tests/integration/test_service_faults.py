@@ -32,7 +32,7 @@ from tests.integration.drill_driver import BUG, install
 from tests.integration.drill_driver import INTERVAL as DRILL_INTERVAL
 from tests.processes import create_token, running_bedside
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.timeout(90), pytest.mark.service]
 
 RATE = 5.0  # the monitor's messages a second
 SILENT_AFTER = 10.0  # s: the default of [[bays.devices]] silent_after (not set in the config below)

@@ -9,7 +9,6 @@ import asyncio
 import json
 import os
 import signal
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -19,9 +18,11 @@ import httpx
 import pytest
 
 from monitor.mosquitto import PrivateMosquitto, free_port
+from monitor.store import SessionFilter
 from tests.processes import create_token, running_bedside
+from tests.storage import open_test_store
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.timeout(90), pytest.mark.service]
 
 ADMIT = {"patient_id": "P-7", "initials": "AB", "weight_kg": 70, "dose_mg_per_kg": 0.5, "planned_minutes": 40,
          "series_kind": "booster", "series_index": 1}
@@ -67,12 +68,16 @@ class Monitor:
 
 
 def recorded_device_times(data_dir: Path) -> list[float]:
-    conn = sqlite3.connect(f"file:{data_dir / 'bedside.db'}?mode=ro", uri=True)
+    """The device times of mon1's heart rates in the trace of the (one) session, read through the trace store."""
+    store = open_test_store(data_dir)
     try:
-        return [t for (t,) in conn.execute("SELECT device_time FROM observations WHERE device = 'mon1' AND vital = "
-                                           "'hr' ORDER BY device_time")]
+        [session] = store.sessions(SessionFilter())
+        trace = store.session_trace(session.id)
+        assert trace is not None
+        return sorted(o.device_time for o in trace.observations
+                      if o.device == "mon1" and o.vital == "hr" and o.device_time is not None)
     finally:
-        conn.close()
+        store.close()
 
 
 async def test_kill_9_mid_session_loses_at_most_the_last_second(tmp_path: Path, broker: PrivateMosquitto) -> None:

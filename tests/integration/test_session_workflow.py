@@ -15,7 +15,7 @@ import pytest
 from monitor.mosquitto import free_port
 from tests.processes import create_token, running_bedside
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.timeout(90), pytest.mark.service]
 
 ADMIT = {"patient_id": "P-0042", "initials": "JD", "weight_kg": 82.5, "dose_mg_per_kg": 0.5, "planned_minutes": 40,
          "series_kind": "induction", "series_index": 1, "series_total": 6}

@@ -31,7 +31,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from monitor.mosquitto import free_port
 from tests.processes import create_token, running_bedside
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.timeout(90), pytest.mark.service]
 
 BAYS = 8
 STALLED = 100

@@ -12,6 +12,7 @@ from dashboard.app import LiveSources, create_app
 from monitor.config import parse_config
 from monitor.service import Service
 from monitor.tokens import create_token
+from tests.storage import with_storage
 
 World = tuple[TestClient, LiveSources, dict[str, str]]
 
@@ -26,8 +27,8 @@ def clock() -> list[float]:
 def world(tmp_path: Path, clock: list[float]) -> Iterator[World]:
     """The real service's hub, engine (built-in ketamine-infusion profile) and actions, without devices running;
     its clock is the `clock` fixture."""
-    cfg = parse_config({"data_dir": str(tmp_path), "bays": [
-        {"id": "bay1", "name": "Bay 1", "devices": [{"id": "ox1", "driver": "masimo", "port": "/dev/null"}]}]})
+    cfg = parse_config(with_storage({"data_dir": str(tmp_path), "bays": [
+        {"id": "bay1", "name": "Bay 1", "devices": [{"id": "ox1", "driver": "masimo", "port": "/dev/null"}]}]}))
     service = Service(cfg, clock=lambda: clock[0])
     src = LiveSources("test", service.hub, service.engine, service.broadcast, service.db, service.store,
                       service.recorder, actions=service, sessions=service.sessions.open)

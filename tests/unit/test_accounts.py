@@ -17,6 +17,7 @@ from dashboard.app import LiveSources
 from dashboard.auth import COOKIE
 from monitor.db import DB_NAME
 from monitor.model import Reading
+from monitor.store import AuditQuery
 from monitor.tokens import create_token
 from monitor.users import add_user
 from tests.unit.conftest import World, bearer
@@ -122,7 +123,7 @@ def test_logins_are_rate_limited_per_address_and_a_block_is_audited_once(world: 
     assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
     assert client.post("/api/login", json={"name": "ann", "password": PASSWORD}).status_code == 429
     assert COOKIE not in client.cookies
-    actions = [r[0] for r in src.db.execute("SELECT action FROM audit_log WHERE who = 'ann' ORDER BY rowid")]
+    actions = [r.action for r in reversed(src.store.audit_log(AuditQuery(who="ann")))]
     assert actions == ["login_failed"] * 5 + ["login_refused"]  # the second refusal adds no record
 
 

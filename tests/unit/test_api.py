@@ -15,6 +15,7 @@ from monitor import db
 from monitor.broadcast import Broadcast
 from monitor.hub import Hub
 from monitor.model import LiveItem, Observation, Reading
+from monitor.store import AuditQuery
 from tests.unit.conftest import World, bearer
 
 
@@ -115,7 +116,7 @@ def test_a_nurse_acknowledges_and_it_is_audited_with_who(world: World) -> None:
         == 404
     assert src.recorder is not None
     src.recorder.flush()
-    rows = src.db.execute("SELECT who, action, bay, target FROM audit_log").fetchall()
+    rows = [(r.who, r.action, r.bay, r.target) for r in src.store.audit_log(AuditQuery())]
     assert ("nurse one", "acknowledge", "bay1", "spo2_low") in rows
 
 
@@ -151,9 +152,9 @@ def test_alarm_settings_change_is_validated_applied_and_audited(world: World) ->
     assert base.json() == {"baselines": {"nibp_sys": 125.0}}
     assert src.recorder is not None
     src.recorder.flush()
-    rows = src.db.execute("SELECT who, action, before, after FROM audit_log ORDER BY time").fetchall()
-    assert [r[1] for r in rows] == ["alarm_settings", "baseline"]
-    assert '"profile": "ketamine-infusion"' in rows[0][2] and '"low": 88' in rows[0][3]
+    rows = list(reversed(src.store.audit_log(AuditQuery())))  # oldest first
+    assert [r.action for r in rows] == ["alarm_settings", "baseline"]
+    assert '"profile": "ketamine-infusion"' in (rows[0].before or "") and '"low": 88' in (rows[0].after or "")
 
 
 @pytest.mark.parametrize("body", ['{"overrides": {"spo2": {"low": NaN}}}', '{"overrides": {"spo2": {"low": -1e999}}}',

@@ -4,7 +4,8 @@ technical periods and annotations."""
 
 from __future__ import annotations
 
-from monitor.model import Reading
+from monitor.model import AlarmEvent, Reading
+from monitor.store import AuditQuery
 from tests.unit.conftest import World, bearer
 
 
@@ -21,9 +22,10 @@ def test_a_nurse_annotates_it_is_stored_audited_and_sent_live(world: World) -> N
                                                                           1000.0)
         live = ws.receive_json()
         assert live == {**note, "type": "annotation"}
-    row = src.db.execute("SELECT bay, who, kind, text FROM annotations WHERE id = ?", (note["id"],)).fetchone()
-    assert row == ("bay1", "nurse one", "nausea", "ondansetron 4 mg")
-    audit = src.db.execute("SELECT who, action, bay, target FROM audit_log").fetchall()
+    notes = src.store.bay_history("bay1", 0.0, 2000.0)["annotations"]
+    [row] = [(n["id"], n["who"], n["kind"], n["text"]) for n in notes]
+    assert row == (note["id"], "nurse one", "nausea", "ondansetron 4 mg")
+    audit = [(r.who, r.action, r.bay, r.target) for r in src.store.audit_log(AuditQuery())]
     assert audit == [("nurse one", "annotation", "bay1", "nausea")]
 
 
@@ -37,7 +39,7 @@ def test_bad_annotations_are_refused_with_the_reason(world: World) -> None:
         resp = client.post("/api/bays/bay1/annotations", json=body, headers=nurse)
         assert resp.status_code == 400 and reason in resp.json()["detail"], (body, resp.text)
     assert client.post("/api/bays/nope/annotations", json={"kind": "nausea"}, headers=nurse).status_code == 404
-    assert src.db.execute("SELECT count(*) FROM annotations").fetchone() == (0,)
+    assert src.store.bay_history("bay1", 0.0, 2000.0)["annotations"] == []
 
 
 def test_history_gives_values_alarm_periods_and_annotations_of_the_window(world: World, clock: list[float]) -> None:
@@ -90,8 +92,7 @@ def test_an_alarm_that_began_before_the_lookback_still_shows_in_the_window(world
     from monitor.history import LOOKBACK
 
     _, src, _ = world
-    src.db.execute("INSERT INTO alarm_events (bay, alarm_id, phase, kind, priority, time, message) VALUES"
-                   " ('bay1', 'hr_high', 'end', 'physiological', 'medium', 5000, 'HR HIGH')")
+    src.store.append_durable([AlarmEvent("bay1", "hr_high", "end", "physiological", "medium", 5000.0, "HR HIGH")])
     h = src.store.bay_history("bay1", 4000.0, 6000.0)
     [period] = h["alarms"]
     assert (period["id"], period["start"], period["end"], period["started_before"]) == (

@@ -17,6 +17,9 @@ from alerts.notify.webhook import signature
 from monitor.config import ConfigError, parse_config
 from monitor.model import AlarmEvent, Observation
 from monitor.service import Service
+from tests.storage import with_storage
+
+pytestmark = pytest.mark.service
 
 T0 = 1_780_000_000.0
 
@@ -141,7 +144,7 @@ def test_routing_by_priority_kind_and_escalation_level() -> None:
 # --- escalation through the service: the real engine, an injected clock ---------------------------------------
 
 def service(tmp_path: Path, clock: list[float], **notify: Any) -> Service:
-    cfg = parse_config({"data_dir": str(tmp_path), "bays": [
+    cfg = parse_config(with_storage({"data_dir": str(tmp_path), "bays": [
         {"id": "bay1", "devices": [{"id": "ox1", "driver": "masimo", "port": "/dev/null"}]},
         {"id": "bay2", "devices": [{"id": "ox2", "driver": "masimo", "port": "/dev/null"}]}],
         "notify": {"targets": [
@@ -149,7 +152,7 @@ def service(tmp_path: Path, clock: list[float], **notify: Any) -> Service:
             {"name": "charge", "kind": "webhook", "url": "http://127.0.0.1:9/charge", "secret": "s" * 16,
              "escalation_level": 1, "priorities": ["high"]},
             {"name": "third", "kind": "webhook", "url": "http://127.0.0.1:9/third", "secret": "s" * 16,
-             "escalation_level": 2, "priorities": ["high"]}], **notify}})
+             "escalation_level": 2, "priorities": ["high"]}], **notify}}))
     return Service(cfg, clock=lambda: clock[0])
 
 

@@ -5,20 +5,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from monitor.config import parse_config
 from monitor.model import AlarmEvent
 from monitor.service import Service
-from monitor.sqlite_store import SQLiteStore
+from tests.storage import open_test_store, with_storage
+
+pytestmark = pytest.mark.service
 
 
 def config(tmp: Path) -> dict[str, object]:
-    return {"data_dir": str(tmp), "bays": [
+    return with_storage({"data_dir": str(tmp), "bays": [
         {"id": "bay1", "devices": [{"id": "ox1", "driver": "masimo", "port": "/dev/null"}]}],
-        "notify": {"targets": [{"name": "acm", "kind": "hl7", "url": "mllp://127.0.0.1:2575"}]}}
+        "notify": {"targets": [{"name": "acm", "kind": "hl7", "url": "mllp://127.0.0.1:2575"}]}})
 
 
 def test_alarms_left_open_by_a_crash_are_ended_at_start(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path)
+    store = open_test_store(tmp_path)
     store.append_durable([
         AlarmEvent("bay1", "spo2_low", "start", "physiological", "high", 900.0, "SpO2 LOW 85 < 90", "spo2", 85.0),
         AlarmEvent("bay1", "hr_high", "start", "physiological", "medium", 910.0, "HR HIGH 130 > 120", "hr", 130.0),

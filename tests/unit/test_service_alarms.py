@@ -10,12 +10,15 @@ import pytest
 from monitor.config import parse_config
 from monitor.model import Observation
 from monitor.service import RECORDING_FAILURES, Service
+from tests.storage import with_storage
+
+pytestmark = pytest.mark.service
 
 
 def service(tmp_path: Path) -> Service:
-    cfg = parse_config({"data_dir": str(tmp_path), "bays": [
+    cfg = parse_config(with_storage({"data_dir": str(tmp_path), "bays": [
         {"id": "bay1", "devices": [{"id": "ox1", "driver": "masimo", "port": "/dev/null"}]},
-        {"id": "bay2", "devices": [{"id": "ox2", "driver": "masimo", "port": "/dev/null"}]}]})
+        {"id": "bay2", "devices": [{"id": "ox2", "driver": "masimo", "port": "/dev/null"}]}]}))
     return Service(cfg, clock=lambda: 100.0)
 
 
@@ -99,8 +102,8 @@ async def test_no_data_comes_when_silent_after_runs_out_not_up_to_a_tick_later(t
     from monitor.service import TICK
 
     silent_after = 0.3  # s; much shorter than TICK (1 s), so a once-a-second ticker alone would be late
-    cfg = parse_config({"data_dir": str(tmp_path), "bays": [{"id": "bay1", "devices": [
-        {"id": "ox1", "driver": "masimo", "port": "/dev/null", "silent_after": silent_after}]}]})
+    cfg = parse_config(with_storage({"data_dir": str(tmp_path), "bays": [{"id": "bay1", "devices": [
+        {"id": "ox1", "driver": "masimo", "port": "/dev/null", "silent_after": silent_after}]}]}))
     s = Service(cfg)  # the real clock: the ticker sleeps in real time
     published: list[object] = []
     monkeypatch.setattr(s.broadcast, "publish", published.append)

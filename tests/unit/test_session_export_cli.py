@@ -12,6 +12,7 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 from monitor.cli import main
+from tests.storage import uses_sqlite
 from tests.unit.conftest import World, bearer
 from tests.unit.test_sessions_api import ADMIT, CHECKLIST, feed, post
 
@@ -33,6 +34,8 @@ def recorded_session(world: World, clock: list[float]) -> str:
     return sid
 
 
+@pytest.mark.skipif(not uses_sqlite(), reason="`--data-dir` reads and `backup` copies the data dir's bedside.db: "
+                                               "SQLite only")
 def test_sessions_are_listed_and_exported_from_the_command_line(world: World, clock: list[float], tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     sid = recorded_session(world, clock)
