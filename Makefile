@@ -45,7 +45,7 @@ browser: venv system-deps
 	$(BIN)/pytest -q tests/browser
 
 test: venv system-deps lint typecheck
-	$(BIN)/pytest -q -p no:cacheprovider tests
+	$(BIN)/pytest -q -rs -p no:cacheprovider tests
 	@$(MAKE) --no-print-directory test-pg
 
 # the service tests (marker `service`: they build a Service or run `bedside run`) again, with their traces in
@@ -58,7 +58,7 @@ test-pg: venv system-deps
 	if [ $$rc -eq 1 ]; then echo "*** PostgreSQL pass SKIPPED: no usable PostgreSQL at $(PG_URL): $$why"; exit 0; fi; \
 	[ $$rc -eq 0 ] || { echo "$$why"; exit $$rc; }; \
 	echo "PostgreSQL pass: the service tests with their traces in PostgreSQL ($(PG_URL))"; \
-	BEDSIDE_TEST_STORAGE_URL='$(PG_URL)' $(BIN)/pytest -q -p no:cacheprovider -m '$(PG_TESTS)' tests; rc=$$?; \
+	BEDSIDE_TEST_STORAGE_URL='$(PG_URL)' $(BIN)/pytest -q -rs -p no:cacheprovider -m '$(PG_TESTS)' tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "PostgreSQL pass: no tests selected by -m '$(PG_TESTS)'"; exit 0; fi; exit $$rc
 
 bench: venv system-deps

@@ -25,11 +25,10 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from alerts.engine import AlarmEngine
 from alerts.profile import ProfileError
 from dashboard.accounts import accounts_router
 from dashboard.auth import allows, csrf_ok, identify, same_origin
-from dashboard.live import EncodedItems, item_json, snapshot
+from dashboard.live import AlarmView, EncodedItems, item_json, snapshot
 from dashboard.problems import ERRORS, STRICT
 from dashboard.sessions_api import sessions_router
 from monitor.broadcast import Broadcast
@@ -74,13 +73,20 @@ class UserActions(Protocol):
               before: object = None, after: object = None) -> None: ...
 
 
+class RemoteAlarmActions(Protocol):
+    """A dashboard node's alarm actions, asked of the engine that holds the bay (monitor/cluster.py)."""
+
+    async def ask(self, bay: str, action: str, who: str, alarm_id: str | None = None,
+                  seconds: float | None = None) -> list[AlarmEvent]: ...
+
+
 @dataclass(slots=True)
 class LiveSources:
     """What the dashboard reads, and the actions it may ask for. Built by the service."""
 
     site: str
     hub: Hub
-    engine: AlarmEngine
+    engine: AlarmView
     broadcast: Broadcast[LiveItem]
     db: sqlite3.Connection  # accounts: users, login sessions, tokens
     store: TraceStore  # traces: observations, alarms, annotations, audit, infusion sessions
@@ -88,6 +94,8 @@ class LiveSources:
     actions: UserActions | None = None
     sessions: Mapping[str, Session] = field(default_factory=dict)  # each bay's open infusion session
     forwarding: Callable[[], dict[str, dict[str, Any]]] | None = None  # the alarm outputs' status (notifier)
+    remote: RemoteAlarmActions | None = None  # a dashboard node: alarm actions carried out by the holding engine
+    cluster: Callable[[], dict[str, Any]] | None = None  # a node of a deployment: its role, link, wards held
 
     def audit(self, who: str, action: str, bay: str | None = None, target: str | None = None,
               before: object = None, after: object = None) -> None:
@@ -164,8 +172,26 @@ def create_app(src: LiveSources) -> FastAPI:
 
     def acting() -> UserActions:
         if src.actions is None:
+            if src.remote is not None:
+                raise HTTPException(409, "on a dashboard node only acknowledging and audio pause are carried out "
+                                         "(by the ward's engine); use the dashboard of the engine that holds the ward")
             raise HTTPException(503, "alarm actions are not available on this server")
         return src.actions
+
+    async def remotely(bay: str, action: str, who: str, alarm_id: str | None = None,
+                       seconds: float | None = None) -> dict[str, Any]:
+        """A dashboard node's alarm action, carried out by the engine that holds the bay."""
+        assert src.remote is not None
+        known_bay(bay)
+        try:
+            events = await src.remote.ask(bay, action, who, alarm_id, seconds)
+        except KeyError as exc:
+            raise HTTPException(404, str(exc.args[0]) if exc.args else "not found") from None
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+        except Exception as exc:  # RemoteUnavailable: no engine answered, or the broker is away
+            raise HTTPException(503, str(exc)) from None
+        return _events_json(events)
 
     def attempt(call: Callable[[], Any]) -> Any:
         try:
@@ -198,6 +224,11 @@ def create_app(src: LiveSources) -> FastAPI:
                                          "failing": o["failing_since"] is not None} for name, o in outputs.items()}
             if any(o["failing_since"] is not None for o in outputs.values()):
                 body["status"] = "degraded"
+        if src.cluster is not None:
+            node = src.cluster()
+            body["node"] = node
+            if not node.get("link"):
+                body["status"] = "degraded"
         return body
 
     @app.get("/api/openapi.json", include_in_schema=False)
@@ -211,15 +242,21 @@ def create_app(src: LiveSources) -> FastAPI:
 
     @app.post("/api/bays/{bay}/alarms/{alarm_id}/acknowledge")
     async def acknowledge(bay: str, alarm_id: str, user: Nurse) -> dict[str, Any]:
+        if src.remote is not None:
+            return await remotely(bay, "acknowledge", user.who, alarm_id=alarm_id)
         return _events_json(attempt(lambda: acting().acknowledge(bay, alarm_id, user.who)))
 
     @app.post("/api/bays/{bay}/audio-pause")
     async def pause_audio(bay: str, user: Nurse, body: PauseRequest | None = None) -> dict[str, Any]:
         body = body or PauseRequest()
+        if src.remote is not None:
+            return await remotely(bay, "audio_pause", user.who, seconds=body.seconds)
         return _events_json(attempt(lambda: acting().pause_audio(bay, user.who, body.seconds)))
 
     @app.post("/api/bays/{bay}/audio-resume")
     async def resume_audio(bay: str, user: Nurse) -> dict[str, Any]:
+        if src.remote is not None:
+            return await remotely(bay, "audio_resume", user.who)
         return _events_json(attempt(lambda: acting().resume_audio(bay, user.who)))
 
     @app.get("/api/bays/{bay}/alarm-settings")

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
-from alerts.engine import AlarmEngine
-from alerts.lifecycle import ActiveAlarm
+from alerts.lifecycle import ActiveAlarm, Lifecycle
 from monitor.hub import Hub
 from monitor.infusion import Session
 from monitor.model import (
@@ -25,6 +24,18 @@ from monitor.model import (
 )
 
 JSON = dict[str, Any]
+
+
+class AlarmView(Protocol):
+    """What the dashboard reads of the alarms: the alarm engine itself (one server), or a dashboard node's mirror
+    of what the engines published (monitor/cluster.py AlarmMirror)."""
+
+    @property
+    def life(self) -> Lifecycle: ...
+
+    def active(self, bay: str | None = None) -> list[ActiveAlarm]: ...
+
+    def profile_name(self, bay: str) -> str: ...
 
 
 def alarm_json(e: AlarmEvent) -> JSON:
@@ -46,7 +57,7 @@ def session_summary(s: Session) -> JSON:
             "checklist_missing": s.checklist.missing()}
 
 
-def snapshot(site: str, hub: Hub, engine: AlarmEngine, now: float,
+def snapshot(site: str, hub: Hub, engine: AlarmView, now: float,
              sessions: Mapping[str, Session] | None = None) -> JSON:
     """Every bay with its latest value and time per vital, technical statuses, active alarms and open session."""
     sessions = sessions or {}

@@ -3,10 +3,13 @@
 Every numerics message is validated against the published JSON Schema (drivers/schemas/bedside-v1.schema.json):
 by jsonschema-rs (compiled, about 1 us a message), and a message it rejects is explained by jsonschema (its best
 error; jsonschema has the last word, so the two cannot disagree into a rejected valid message).
-A device publishes `{"ts": ISO 8601 or Unix seconds, "seq": int, "values": {vital: number | null},
-"status": {vital: condition}}` to `bedside/v1/<site>/dev/<device_id>/numerics` and its presence (`online` /
-`offline`, retained, last will `offline`) to `.../state`. A null value is no reading plus "no data" for that
-vital; a `status` entry is a device-reported technical condition. Sans-I/O: payload bytes in, events out.
+A device (or a bedside gateway, monitor/gateway.py) publishes `{"ts": ISO 8601 or Unix seconds, "seq": int,
+"values": {vital: number | null}, "status": {vital: condition}, "device_status": [condition, ...]}` to
+`bedside/v1/<site>/dev/<device_id>/numerics` and its presence (`online` / `offline`, retained, last will
+`offline`) to `.../state`. A null value is no reading plus "no data" for that vital; a `status` entry is a
+device-reported technical condition of that vital, a `device_status` entry one of the whole device (vital None).
+Each message lists every condition active now: one it no longer lists has ended. Sans-I/O: payload bytes in,
+events out.
 """
 
 from __future__ import annotations
@@ -79,6 +82,8 @@ class MqttNumericsCodec:
         present: dict[ConditionKey, str] = {}
         for vital, cond in msg.get("status", {}).items():
             present[(Condition(cond), vital)] = f"device reports {cond}"
+        for cond in msg.get("device_status", []):
+            present[(Condition(cond), None)] = f"device reports {cond}"
         readings: list[DeviceEvent] = []
         for vital, value in msg["values"].items():
             if value is None:

@@ -1,6 +1,6 @@
 """The `bedside` command: run, demo, simulate, probe, replay, token, user.
 
-    bedside run --config FILE
+    bedside run --config FILE [--node NAME]
     bedside demo [--bays N] [--port P] [--data-dir D] [--speed X]
     bedside simulate masimo|nellcor|nonin7|nonin8|capnostream (--port PATH|URL | --pty | --tcp PORT)
                      [--scenario FILE] [--replay CSV] [--speed X] [--interval S] [--seed N]
@@ -9,6 +9,7 @@
     bedside token create --data-dir D --role viewer|nurse|admin [--label L]
     bedside user add NAME --role viewer|nurse|admin [--data-dir D]     (password asked for, or read from stdin)
     bedside user change NAME [--role R] [--password] [--disable|--enable] [--data-dir D];  bedside user list
+                 (or --config FILE [--node NAME] instead of --data-dir: the audit then goes to its [storage])
     bedside sessions list [--patient ID] [--bay B] [--data-dir D | --config FILE]
     bedside export SESSION --format csv|fhir|hl7|report -o FILE [--data-dir D | --config FILE]
     bedside backup -o FILE [--data-dir D]
@@ -39,8 +40,13 @@ if TYPE_CHECKING:
 def _run(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(Path(args.config))
+        if args.node is not None:
+            cfg = cfg.for_node(args.node)
     except ConfigError as exc:
         print(f"bedside: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"bedside: {args.config}: {exc}", file=sys.stderr)
         return 2
     return _serve(cfg)
 
@@ -48,20 +54,23 @@ def _run(args: argparse.Namespace) -> int:
 def _serve(cfg: BedsideConfig, beside: Callable[[Service], Coroutine[Any, Any, None]] | None = None) -> int:
     """Run the service until stopped; `beside(service)` (the demo nurse) runs once it has started, until it is
     told to stop."""
+    from monitor.gateway_node import GatewayNode
     from monitor.service import Service, ServiceError
 
     async def main() -> None:
-        service = Service(cfg)
+        service: Service | GatewayNode = GatewayNode(cfg) if cfg.role == "gateway" else Service(cfg)
         runner = asyncio.create_task(service.run())
         started = asyncio.create_task(service.started.wait())
         await asyncio.wait([runner, started], return_when=asyncio.FIRST_COMPLETED)
         if service.started.is_set():
-            print(f"bedside: serving {len(cfg.bays)} bays at http://{cfg.http.host}:{service.bound_port}/", flush=True)
+            what = f"{cfg.role} node {cfg.node}: " if cfg.node else ""
+            print(f"bedside: {what}serving {len(cfg.bays)} bays at http://{cfg.http.host}:{service.bound_port}/",
+                  flush=True)
             if service.alarm_broker is not None:
                 print(f"bedside: alarms on MQTT at {service.alarm_broker} (a terminal console: "
                       f"bedside station --broker {service.alarm_broker} --site {cfg.site})", flush=True)
         started.cancel()
-        if beside is not None and service.started.is_set():
+        if beside is not None and isinstance(service, Service) and service.started.is_set():
             helper = asyncio.create_task(beside(service), name="beside")
             stopping = asyncio.create_task(service.until_stopped())
             await asyncio.wait([runner, stopping], return_when=asyncio.FIRST_COMPLETED)
@@ -182,6 +191,19 @@ def _read_password(prompt: str) -> str:
     return first
 
 
+def _accounts_of(args: argparse.Namespace) -> tuple[Path, str | None]:
+    """Where a user command's accounts live and where its audit record goes: the config's (a node's own data dir
+    with --node) and its [storage] url, or the data dir given (SQLite). ConfigError/ValueError name the problem."""
+    if args.config is None:
+        if args.node is not None:
+            raise ValueError("--node goes with --config")
+        return Path(args.data_dir), None
+    cfg = load_config(Path(args.config))
+    if args.node is not None:
+        cfg = cfg.for_node(args.node)
+    return cfg.data_dir, cfg.storage.url
+
+
 def _user(args: argparse.Namespace) -> int:
     import getpass
 
@@ -189,8 +211,27 @@ def _user(args: argparse.Namespace) -> int:
     from monitor.model import AuditRecord
     from monitor.users import UserError, add_user, list_users, update_user
 
-    conn = db.connect(Path(args.data_dir))
+    try:
+        data_dir, storage = _accounts_of(args)
+    except (ConfigError, ValueError) as exc:
+        print(f"bedside: {exc}", file=sys.stderr)
+        return 2
+    conn = db.connect(data_dir)
     who = f"cli ({getpass.getuser()})"
+
+    def audit(record: AuditRecord) -> None:
+        """Into the record the service keeps (PostgreSQL with [storage] url), else the data dir's database."""
+        if storage is None:
+            db.insert_audit(conn, record)
+            return
+        from monitor.store import open_store
+
+        store = open_store(data_dir, storage)
+        try:
+            store.append_durable([record])
+        finally:
+            store.close()
+
     try:
         if args.user_command == "list":
             for u in list_users(conn):
@@ -199,8 +240,7 @@ def _user(args: argparse.Namespace) -> int:
         try:
             if args.user_command == "add":
                 user = add_user(conn, args.name, args.role, _read_password(f"password for {args.name}: "))
-                db.insert_audit(conn, AuditRecord.of(time.time(), who, "user_add", None, user.name,
-                                                     after={"role": user.role}))
+                audit(AuditRecord.of(time.time(), who, "user_add", None, user.name, after={"role": user.role}))
                 print(f"added {user.role} {user.name}")
             else:
                 password = _read_password(f"new password for {args.name}: ") if args.password else None
@@ -211,8 +251,7 @@ def _user(args: argparse.Namespace) -> int:
                 shown: dict[str, object] = {"role": args.role, "disabled": disabled,
                                             "password": "changed" if password is not None else None}
                 shown = {k: v for k, v in shown.items() if v is not None}
-                db.insert_audit(conn, AuditRecord.of(time.time(), who, "user_change", None, user.name,
-                                                     after=shown))
+                audit(AuditRecord.of(time.time(), who, "user_change", None, user.name, after=shown))
                 print(f"changed {user.name}: {', '.join(sorted(shown))}")
         except (UserError, KeyError) as exc:
             print(f"bedside: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
@@ -301,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run bedside from a config file")
     run.add_argument("--config", required=True, help="TOML config file")
+    run.add_argument("--node", default=None, metavar="NAME",
+                     help="run the config's [[nodes]] NAME (gateway, engine or dashboard; docs/deployment.md)")
     run.set_defaults(func=_run)
 
     demo = sub.add_parser("demo", help="run a demo clinic of simulated bays")
@@ -380,7 +421,11 @@ def build_parser() -> argparse.ArgumentParser:
     on_off.add_argument("--enable", action="store_true")
     lst = usr_sub.add_parser("list", help="one user per line: name, role")
     for p in (add, change, lst):
-        p.add_argument("--data-dir", default="data", help="the data dir of the config (default: ./data)")
+        where = p.add_mutually_exclusive_group()
+        where.add_argument("--data-dir", default="data", help="the data dir of the config (default: ./data)")
+        where.add_argument("--config", metavar="FILE",
+                           help="the config file: its data dir for the accounts, its [storage] for the audit record")
+        p.add_argument("--node", metavar="NAME", help="with --config: the node whose accounts these are")
         p.set_defaults(func=_user)
 
     sta = sub.add_parser("station", help="nursing-station console: every bay's alarms from bedside's MQTT channel",

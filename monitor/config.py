@@ -11,6 +11,10 @@
     [sessions]        min_recovery_minutes, stable_minutes, stable_fraction, aldrete_min (discharge rules)
     [notify]          mqtt, instance, heartbeat_interval, failing_after, and [[notify.targets]] with name,
                       kind (hl7 | webhook), url, secret, escalation_level, priorities, technical, timeout, facility
+    [[nodes]]         name, role (gateway | engine | dashboard), http, wards: the processes of a hospital
+                      deployment (docs/deployment.md); `bedside run --node NAME` runs one of them
+    [[wards]]         id, name, engine, standby: which engine owns a ward's bays, which one stands by
+                      (a bay names its ward and its gateway: [[bays]] ward, gateway)
 """
 
 from __future__ import annotations
@@ -122,6 +126,8 @@ class SimulatedPatientConfig(_Strict):
 class BayConfig(_Strict):
     id: _ID
     name: str = ""
+    ward: _ID | None = None  # the ward whose engine owns this bay ([[wards]]; deployments with nodes)
+    gateway: _ID | None = None  # the gateway node that runs this bay's serial devices and simulators
     profile: _PROFILE | None = None  # alarm profile (default: [alarms] profile)
     devices: list[DeviceConfig] = Field(default_factory=list)
     simulated_patient: SimulatedPatientConfig = SimulatedPatientConfig()
@@ -218,6 +224,31 @@ class NotifyConfig(_Strict):
         return self
 
 
+Role = Literal["all", "gateway", "engine", "dashboard"]
+
+
+class NodeConfig(_Strict):
+    """One process of a deployment beyond one server (docs/deployment.md); `bedside run --node NAME` runs it."""
+
+    name: _ID
+    role: Literal["gateway", "engine", "dashboard"]
+    http: HttpConfig = HttpConfig()
+    wards: list[_ID] | None = None  # dashboard: the wards it shows (default: every ward)
+    mqtt_url: str | None = Field(default=None, pattern=r"^(mqtt|tcp)://")  # this node's way to the broker
+    # (default [mqtt] url): e.g. a gateway on a floor's network reaching the cluster through a local bridge
+
+
+class WardConfig(_Strict):
+    """A group of bays whose alarm state lives in exactly one engine at a time: `engine`, or `standby` while
+    `engine` is down."""
+
+    id: _ID
+    name: str = ""
+    engine: _ID
+    standby: _ID | None = None
+    takeover_after: float = Field(default=15.0, ge=3, le=300)  # s: a primary whose heartbeat is this old is down
+
+
 class BedsideConfig(_Strict):
     site: _ID = "clinic"
     data_dir: Path = Path("data")
@@ -228,6 +259,10 @@ class BedsideConfig(_Strict):
     storage: StorageConfig = StorageConfig()
     sessions: SessionsConfig = SessionsConfig()
     notify: NotifyConfig = NotifyConfig()
+    nodes: list[NodeConfig] = Field(default_factory=list)
+    wards: list[WardConfig] = Field(default_factory=list)
+    role: Role = "all"  # what this process is: set by `bedside run --node NAME` from [[nodes]] (not in the file)
+    node: _ID | None = None  # this process's node name (`--node`)
 
     @model_validator(mode="before")
     @classmethod
@@ -254,7 +289,68 @@ class BedsideConfig(_Strict):
             for d in b.devices:
                 if d.driver != "mqtt" and d.port is None and not d.simulate:
                     raise ValueError(f"bay {b.id} device {d.id}: a serial device needs port (or simulate)")
+        self._check_deployment()
         return self
+
+    def _check_deployment(self) -> None:
+        """[[nodes]], [[wards]] and each bay's ward and gateway name one another consistently."""
+        names = [n.name for n in self.nodes]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"node names must be unique; repeated: {', '.join(sorted(dup))}")
+        roles = {n.name: n.role for n in self.nodes}
+        ward_ids = [w.id for w in self.wards]
+        dup = {w for w in ward_ids if ward_ids.count(w) > 1}
+        if dup:
+            raise ValueError(f"ward ids must be unique; repeated: {', '.join(sorted(dup))}")
+        for w in self.wards:
+            for key, name in (("engine", w.engine), ("standby", w.standby)):
+                if name is not None and roles.get(name) != "engine":
+                    raise ValueError(f"ward {w.id}: {key} {name!r} is not a node with role engine")
+            if w.standby == w.engine:
+                raise ValueError(f"ward {w.id}: standby must be another engine than {w.engine!r}")
+        for n in self.nodes:
+            for ward in n.wards or []:
+                if ward not in ward_ids:
+                    raise ValueError(f"node {n.name}: no ward {ward!r}")
+        if not self.nodes:
+            return
+        for b in self.bays:
+            if b.ward is None or b.ward not in ward_ids:
+                raise ValueError(f"bay {b.id}: ward must name one of the [[wards]] ({', '.join(ward_ids) or 'none'})")
+            if b.gateway is not None and roles.get(b.gateway) != "gateway":
+                raise ValueError(f"bay {b.id}: gateway {b.gateway!r} is not a node with role gateway")
+            for d in b.devices:
+                if d.driver != "mqtt" and b.gateway is None:
+                    raise ValueError(f"bay {b.id} device {d.id}: a serial device needs the bay's gateway "
+                                     "(the node that has its port)")
+                if d.simulate and b.gateway is None:
+                    raise ValueError(f"bay {b.id} device {d.id}: a simulated device runs on the bay's gateway; "
+                                     "give the bay one")
+        if self.mqtt.url is None:
+            raise ValueError("[[nodes]] talk over MQTT: set [mqtt] url (the broker every node uses)")
+        if not self.notify.mqtt:
+            raise ValueError("[[nodes]] need [notify] mqtt = true: the engines' heartbeats and alarm topics are how "
+                             "the nodes know of one another")
+
+    def for_node(self, name: str) -> BedsideConfig:
+        """This config as node `name` runs it: its role and http, its own data dir (`<data_dir>/<name>`: outbox,
+        accounts, gateway buffer are each process's own). ValueError when there is no such node."""
+        node = next((n for n in self.nodes if n.name == name), None)
+        if node is None:
+            known = ", ".join(n.name for n in self.nodes) or "none: the file has no [[nodes]]"
+            raise ValueError(f"no node {name!r} (nodes: {known})")
+        notify = self.notify.model_copy(update={"instance": name})
+        mqtt = self.mqtt if node.mqtt_url is None else self.mqtt.model_copy(update={"url": node.mqtt_url})
+        return self.model_copy(update={"role": node.role, "node": name, "http": node.http, "notify": notify,
+                                       "mqtt": mqtt, "data_dir": self.data_dir / name})
+
+    def node_config(self) -> NodeConfig | None:
+        return next((n for n in self.nodes if n.name == self.node), None)
+
+    def wards_of(self, engine: str) -> tuple[list[WardConfig], list[WardConfig]]:
+        """The wards `engine` owns as primary, and those it stands by for."""
+        return ([w for w in self.wards if w.engine == engine], [w for w in self.wards if w.standby == engine])
 
 
 def _where(loc: tuple[int | str, ...], raw: object) -> str:

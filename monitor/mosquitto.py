@@ -1,7 +1,7 @@
 """A private Mosquitto broker on a free loopback port, for the demo and the tests.
 
-Started as a child process with its own config in a temporary directory (no persistence, loopback only);
-`stop` terminates it and waits, so no process is left behind.
+Started as a child process with its own config in a temporary directory (loopback only; no persistence unless
+asked for, and then only across `stop` and `start`); `stop` terminates it and waits, so no process is left behind.
 """
 
 from __future__ import annotations
@@ -45,9 +45,10 @@ class PrivateMosquitto:
     host = "127.0.0.1"
 
     def __init__(self, port: int | None = None, *, tls: tuple[Path, Path, Path] | None = None,
-                 password_file: Path | None = None) -> None:
+                 password_file: Path | None = None, persistence: bool = False) -> None:
         """`tls` = (CA file, server certificate, server key) makes the listener TLS-only; `password_file` (made
-        with mosquitto_passwd) turns anonymous access off."""
+        with mosquitto_passwd) turns anonymous access off; `persistence` keeps retained messages, sessions and
+        their queued messages across `stop` and `start` (in the temporary directory, until `close`)."""
         exe = mosquitto_path()
         if exe is None:
             raise FileNotFoundError("mosquitto is not installed (apt-get install mosquitto)")
@@ -57,6 +58,7 @@ class PrivateMosquitto:
         self._proc: subprocess.Popen[bytes] | None = None
         self._tls = tls
         self._password_file = password_file
+        self._persistence = persistence
 
     @property
     def url(self) -> str:
@@ -64,7 +66,9 @@ class PrivateMosquitto:
 
     def start(self, timeout: float = 10.0) -> None:
         conf = Path(self._dir.name) / "mosquitto.conf"
-        lines = [f"listener {self.port} {self.host}", "persistence false", f"log_dest file {self._dir.name}/log",
+        persistence = ["persistence true", f"persistence_location {self._dir.name}/"] if self._persistence else [
+            "persistence false"]
+        lines = [f"listener {self.port} {self.host}", *persistence, f"log_dest file {self._dir.name}/log",
                  # Mosquitto leaves Nagle's algorithm on by default: a message to a client that has just been
                  # sent something else (a PUBACK) would wait for that client's delayed ACK, about 40 ms
                  "set_tcp_nodelay true"]

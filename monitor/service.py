@@ -10,11 +10,12 @@ import asyncio
 import contextlib
 import gc
 import logging
+import math
 import signal
 import socket
 import time
-import zlib
-from collections.abc import Callable, Coroutine
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -26,7 +27,7 @@ from alerts.lifecycle import LifecycleSettings
 from alerts.notify.mqtt_out import Broker, MqttAlarmOutput
 from alerts.notify.notifier import Notifier, Output
 from alerts.notify.outbox import Outbox, OutboxError
-from alerts.notify.payloads import snapshot_json
+from alerts.notify.payloads import PREFIX, alarm_events_topic, alarms_topic, heartbeat_topic, snapshot_json
 from alerts.profile import ProfileError, load_profiles
 from dashboard.app import LiveSources, create_app
 from drivers.base import DeviceSettings, Driver
@@ -34,7 +35,17 @@ from drivers.registry import driver_class
 from drivers.supervise import supervise
 from monitor import db
 from monitor.broadcast import Broadcast
-from monitor.config import BayConfig, BedsideConfig, DeviceConfig
+from monitor.cluster import (
+    AlarmMirror,
+    MqttLink,
+    RemoteActions,
+    command_topic,
+    event_from,
+    execute_command,
+    loads,
+    reply_topic,
+)
+from monitor.config import BedsideConfig, DeviceConfig
 from monitor.hub import Hub
 from monitor.infusion import Session, SessionError, SessionSettings
 from monitor.model import (
@@ -46,13 +57,16 @@ from monitor.model import (
     DeviceEvent,
     LiveItem,
     Observation,
+    Reading,
     SessionChanged,
     SettingsChanged,
     TechnicalStatus,
 )
 from monitor.mosquitto import PrivateMosquitto
+from monitor.ownership import GRACE, Ownership, wards_from
 from monitor.recorder import Recorder
 from monitor.sessions import Sessions
+from monitor.simulated import Simulated
 from monitor.store import StoreError, TraceStore, open_store
 from monitor.users import end_idle_sessions
 
@@ -86,6 +100,8 @@ MAX_ANNOTATION = 2000  # characters of an annotation's text
 ANNOTATION_BACKDATE = 12 * 3600.0  # s: how far back a nurse may place an annotation ("infusion started 10 min ago")
 RESTART_LOOKBACK = 7 * 24 * 3600.0  # s: alarms left open by a stop this long ago are ended at start
 RECORDING_FAILURES = 3  # consecutive failed recorder writes (about 1.5 s) before RECORDING FAILED
+LATE = 5.0  # s: a relayed reading older than this when it arrives is recorded and shown, not fed to the engine
+SHADOW = 60.0  # s of a standby's readings kept, to record what a failed engine had not written at a takeover
 
 
 @dataclass
@@ -102,7 +118,22 @@ class Service:
     alarm_broker: str | None = field(init=False, default=None)  # mqtt://host:port the alarm topics go to
 
     def __post_init__(self) -> None:
-        cfg = self.config
+        self.role = self.config.role
+        # devices a gateway relays: their readings carry the gateway's receive time (monitor/gateway.py)
+        self._relayed = {d.id for b in self.config.bays if b.gateway is not None and self.role != "all"
+                         for d in b.devices if d.driver != "mqtt"}
+        cfg = self.config = node_view(self.config)
+        self._ward_of = {b.id: b.ward for b in cfg.bays}
+        self.ownership: Ownership | None = None
+        if self.role == "engine":
+            primary, standby = cfg.wards_of(cfg.node or "")
+            self.ownership = Ownership(cfg.node or "", wards_from([*primary, *standby]))
+        self._snapshots: dict[str, dict[str, Any]] = {}  # bay -> its last retained alarm snapshot (engine role)
+        self._shadow: deque[Observation] = deque()  # readings of bays held by another engine, the last SHADOW s
+        self._takeovers: dict[str, str] = {}  # ward -> the engine this standby took it over from
+        self.link: MqttLink | None = None
+        self.mirror: AlarmMirror | None = None
+        self.remote: RemoteActions | None = None
         self.hub = Hub(Bay(b.id, b.name or b.id, [d.id for d in b.devices]) for b in cfg.bays)
         self.engine = build_engine(cfg)
         self.broadcast = Broadcast()
@@ -122,13 +153,12 @@ class Service:
             self.store.close()
             self.db.close()
             raise ServiceError(f"alarm outbox: {exc}") from None
-        self.sessions = Sessions(self.store, SessionSettings(**cfg.sessions.model_dump()), self._readings)
+        self.sessions = Sessions(self.store, SessionSettings(**cfg.sessions.model_dump()), self._readings,
+                                 bays=set(self.hub.bays))
         self.hub.on_heard(self.engine.heard)
         self.hub.add_sink(self._decide)
         self._stop = asyncio.Event()
-        self._closers: list[Callable[[], None]] = []  # simulators' ptys
-        self._patients: dict[str, PatientModel] = {}
-        self._patient_t0: dict[str, float] = {}  # bay -> clock() at its simulators' session time 0
+        self.simulated = Simulated(cfg.site, self.clock)
         self._recording_failed = False
         self._forwarding_failed: set[str] = set()
         self._tick_handle: asyncio.TimerHandle | None = None
@@ -137,7 +167,17 @@ class Service:
         self.started = asyncio.Event()
         for session in self.sessions.open.values():  # after a restart the open sessions carry on
             self._apply_session(None, session, self.clock())
-        self._end_alarms_left_open()
+        if self.role == "all":  # an engine node does this for a ward when it takes the ward (_gain)
+            self._end_alarms_left_open()
+
+    def holds(self, bay: str) -> bool:
+        """Whether this service decides, records and publishes `bay`'s alarms now: always on one server; on an
+        engine node while it holds the bay's ward; never on a dashboard node (it shows what the engines said)."""
+        if self.role == "all":
+            return True
+        if self.ownership is None:
+            return False
+        return self._ward_of.get(bay) in self.ownership.held
 
     def _end_alarms_left_open(self) -> None:
         """Alarms a crash left without an end are ended now, in the record, so a history does not show them as
@@ -158,12 +198,21 @@ class Service:
     # --- the data path ------------------------------------------------------------------------------------
 
     def _publish(self, item: Observation | TechnicalStatus) -> None:
-        self.recorder.record(item)
+        if self.holds(item.bay):
+            self.recorder.record(item)
+        elif self.role == "engine" and isinstance(item, Observation):
+            self._shadow.append(item)  # recorded at a takeover if the other engine had not written it yet
+            while self._shadow and self._shadow[0].receive_time < item.receive_time - SHADOW:
+                self._shadow.popleft()
         self.broadcast.publish(item)
 
-    def _publish_alarms(self, events: list[AlarmEvent]) -> list[AlarmEvent]:
+    def _publish_alarms(self, events: list[AlarmEvent], force: bool = False) -> list[AlarmEvent]:
         """Alarm events are on disk (one fsync for all of them) before anyone is shown them; if the store fails
-        they are shown all the same, and the recorder keeps retrying them."""
+        they are shown all the same, and the recorder keeps retrying them. On an engine node only the events of
+        the bays it holds go anywhere (`force`: also others; the engine's own decisions for a standby's bays are
+        its hot copy of their state)."""
+        if not force and self.role != "all":
+            events = [e for e in events if self.holds(e.bay)]
         if events:
             try:
                 self.store.append_durable(events)
@@ -177,9 +226,14 @@ class Service:
         return events
 
     def _decide(self, item: Observation | TechnicalStatus) -> None:
+        if self.role == "dashboard":  # shown as they come; the engines decide and record
+            self.broadcast.publish(item)
+            return
         self._publish(item)
         try:
             if isinstance(item, Observation):
+                if item.receive_time < self.clock() - LATE:
+                    return  # relayed late (a gateway's buffer after an outage): recorded, not decided as current
                 self.engine.observe(item)
                 self._tick_soon()
                 return
@@ -194,7 +248,17 @@ class Service:
                           "ALARM ENGINE FAILURE: alarms may be missed; see the server log")
 
     def emitter(self, device: str) -> Callable[[DeviceEvent], None]:
+        if device in self._relayed:
+            return lambda event: self.hub.ingest(device, event, self._edge_time(event))
         return lambda event: self.hub.ingest(device, event, self.clock())
+
+    def _edge_time(self, event: DeviceEvent) -> float:
+        """When a gateway received a reading it relays (its `ts`; never later than now): the receive time at the
+        bedside, so that readings it buffered through a broker outage land at their own times in the trace."""
+        now = self.clock()
+        if isinstance(event, Reading) and event.device_time is not None:
+            return min(event.device_time, now)
+        return now
 
     def _tick_soon(self) -> None:
         """Decide on new observations promptly: one tick for all that arrive within MIN_TICK_GAP."""
@@ -272,6 +336,8 @@ class Service:
     def _check_bay(self, bay: str) -> None:
         if bay not in self.hub.bays:
             raise KeyError(f"no bay {bay!r}")
+        if not self.holds(bay):
+            raise ValueError(f"bay {bay!r} is held by another engine now: ask the dashboard, or that engine")
 
     def acknowledge(self, bay: str, alarm_id: str, who: str) -> list[AlarmEvent]:
         self._check_bay(bay)
@@ -429,6 +495,250 @@ class Service:
         self._forwarding_failed = failing
         return out
 
+    # --- a node of a deployment beyond one server (docs/deployment.md) -----------------------------------
+
+    def _heartbeat_extra(self) -> dict[str, Any]:
+        """What an engine's heartbeat says besides `online`: its role and the wards it holds now."""
+        if self.role != "engine" or self.ownership is None:
+            return {"role": self.role}
+        return {"role": "engine", "wards": sorted(self.ownership.held)}
+
+    def _cluster_status(self) -> dict[str, Any]:
+        """For /api/health on a node: the MQTT link to the other nodes and, on an engine, the wards it holds."""
+        body: dict[str, Any] = {"role": self.role, "node": self.config.node,
+                                "link": self.link is not None and self.link.connected}
+        if self.ownership is not None:
+            body["wards"] = sorted(self.ownership.held)
+        return body
+
+    def _start_engine_node(self, broker: Broker) -> list[asyncio.Task[None]]:
+        """An engine reads its peers' heartbeats, its bays' retained alarm snapshots (what to rebuild from when it
+        takes a ward) and the commands for its bays; and decides again and again which wards it holds."""
+        own = self.ownership
+        assert own is not None
+        site = self.config.site
+        topics = [heartbeat_topic(site, peer) for peer in own.peer_names()]
+        for bay in self.hub.bays:
+            topics += [alarms_topic(site, bay), alarm_events_topic(site, bay), command_topic(site, bay)]
+        self.link = MqttLink(broker, f"{self.config.node}-cluster", topics, self._on_engine_message,
+                             on_connect=lambda: self._listening(True), on_disconnect=lambda: self._listening(False))
+        self._ownership_wake = asyncio.Event()
+        return [asyncio.create_task(self.link.run(), name="cluster-link"),
+                asyncio.create_task(self._ownership_loop(), name="ownership")]
+
+    def _listening(self, up: bool) -> None:
+        assert self.ownership is not None
+        self.ownership.listening(self.clock() if up else None)
+        self._ownership_wake.set()
+
+    def _on_engine_message(self, topic: str, payload: bytes) -> None:
+        own, site = self.ownership, self.config.site
+        assert own is not None
+        body = loads(payload)
+        if body is None:
+            return
+        for peer in own.peer_names():
+            if topic == heartbeat_topic(site, peer):
+                own.heartbeat(peer, body)
+                self._ownership_wake.set()
+                return
+        bay = topic.split("/")[4] if topic.count("/") >= 5 else ""
+        if bay not in self.hub.bays:
+            return
+        if topic == alarms_topic(site, bay):
+            self._snapshots[bay] = body
+        elif topic == alarm_events_topic(site, bay) and not self.holds(bay):
+            self._follow(bay, body)
+        elif topic == command_topic(site, bay) and self.holds(bay):
+            reply = execute_command(body, self.config.node or "", self._command, bay)
+            to = body.get("reply_to")
+            if isinstance(to, str) and to.startswith(f"{PREFIX}/{site}/service/") and self.link is not None:
+                task = asyncio.get_running_loop().create_task(self.link.publish(to, reply))
+                task.add_done_callback(_log_failure)
+
+    def _follow(self, bay: str, body: dict[str, Any]) -> None:
+        """A standby's hot copy follows what nurses did at the engine holding the bay: an acknowledgement there (or
+        the reset of a latched alarm: its end, by a user) is made here too, silently (the holder told everyone), so
+        that a takeover does not sound it again."""
+        by, alarm_id = body.get("by"), body.get("id")
+        if body.get("phase") in ("acknowledged", "end") and isinstance(by, str) and isinstance(alarm_id, str):
+            with contextlib.suppress(KeyError):  # the copy had not raised it (yet): nothing to follow
+                self.engine.acknowledge(bay, alarm_id, by, self.clock())
+
+    def _command(self, bay: str, action: str, body: dict[str, Any]) -> list[AlarmEvent]:
+        """A dashboard node's command, carried out as if asked on this engine's own page (and audited so)."""
+        who = str(body["who"])
+        if action == "acknowledge":
+            return self.acknowledge(bay, str(body.get("alarm_id")), who)
+        if action == "audio_pause":
+            seconds = body.get("seconds")
+            return self.pause_audio(bay, who, float(seconds) if isinstance(seconds, int | float) else None)
+        return self.resume_audio(bay, who)
+
+    async def _ownership_loop(self) -> None:
+        own = self.ownership
+        assert own is not None
+        while True:
+            gained, lost = own.decide(self.clock())
+            for ward in lost:
+                self._lose(ward)
+            for ward in gained:
+                await self._gain(ward)
+            if (gained or lost) and self.notifier.mqtt is not None:
+                self.notifier.mqtt.beat_now()
+            self._ownership_wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ownership_wake.wait(),
+                                       max(0.05, min(1.0, own.next_change(self.clock()) - self.clock())))
+
+    def _bays_of(self, ward: str) -> list[str]:
+        return [b for b, w in self._ward_of.items() if w == ward]
+
+    async def _gain(self, ward: str) -> None:
+        """This engine now holds `ward`: rebuild what its bays' alarms are from the retained snapshots and the store
+        against this engine's own hot copy, record the readings the previous holder had not written, reload the
+        open sessions, and, taking over from a primary, say so with a technical alarm on each bay. What it reads of
+        the store it reads in a worker thread, so the other wards' alarms are not held up meanwhile."""
+        own = self.ownership
+        assert own is not None
+        bays = self._bays_of(ward)
+        log.warning("engine %s now holds ward %s (bays %s)", self.config.node, ward, ", ".join(bays))
+        left_open, recorded, sessions = await asyncio.to_thread(self._takeover_reads, bays, self.clock())
+        now = self.clock()
+        events: list[AlarmEvent] = []
+        for bay in bays:
+            published = {str(a.get("id")): a for a in self._snapshots.get(bay, {}).get("alarms", [])
+                         if isinstance(a, dict)}
+            stored = {e.id: e for e in left_open if e.bay == bay}
+            mine = {a.start.id: a for a in self.engine.active(bay)}
+            for alarm_id in sorted((set(published) | set(stored)) - set(mine)):
+                was = stored.get(alarm_id)
+                start = was if was is not None else _start_from(bay, published[alarm_id])
+                events.append(replace(start, phase="end", time=now, by=None, level=0, until=None,
+                                      message=f"{start.message} (ended at takeover by {self.config.node}: "
+                                              "its condition is not present)"))
+            for alarm_id, active in mine.items():
+                if alarm_id not in published and alarm_id not in stored:
+                    events.append(active.start)  # decided here while no engine was publishing this bay
+                    continue
+                by = published.get(alarm_id, {}).get("acknowledged_by")
+                if isinstance(by, str) and not active.acknowledged:
+                    self.engine.acknowledge(bay, alarm_id, by, now)  # already told: its events are not repeated
+        self._record_shadow(bays, recorded)
+        for session in self.sessions.adopt(bays, sessions).values():
+            events += self._apply_session(None, session, now)
+        primary = next((w.engine for w in own.wards if w.id == ward), "")
+        if primary != self.config.node:
+            self._takeovers[ward] = primary
+            for bay in bays:
+                events += self.engine.external(AlarmEvent(
+                    bay, f"takeover:{primary}", "start", "technical", "low", now,
+                    f"ENGINE {primary.upper()} DOWN: {self.config.node} has taken over {ward}"))
+        self._publish_alarms(events)
+        if self.notifier.mqtt is not None:
+            for bay in bays:
+                self.notifier.mqtt.changed(bay)
+
+    def _takeover_reads(self, bays: list[str], now: float
+                        ) -> tuple[list[AlarmEvent], dict[tuple[str, str], float], dict[str, Session]]:
+        """What a takeover reads of the store (in a worker thread): the alarms left open on `bays`, the time of the
+        last recorded reading per (bay, vital) in the last SHADOW s, the open sessions. A store that cannot be read
+        gives nothing of that part (logged): the takeover goes on with the hot copy and the snapshots."""
+        wanted = set(bays)
+        left_open: list[AlarmEvent] = []
+        recorded: dict[tuple[str, str], float] = {}
+        sessions: dict[str, Session] = {}
+        try:
+            left_open = [e for e in self.store.unended_alarms(now - RESTART_LOOKBACK) if e.bay in wanted]
+            for bay in bays:
+                for vital, trend in self.store.trends(bay, now - SHADOW, now + 60).items():
+                    if len(trend.time):
+                        recorded[(bay, vital)] = float(trend.time[-1])
+            sessions = self.sessions.stored_open(wanted)
+        except StoreError:
+            log.exception("takeover of bays %s: could not read the store", ", ".join(bays))
+        return left_open, recorded, sessions
+
+    def _lose(self, ward: str) -> None:
+        """Another engine holds `ward` now: end this engine's takeover alarm there (said while it still may)."""
+        log.warning("engine %s no longer holds ward %s", self.config.node, ward)
+        primary = self._takeovers.pop(ward, None)
+        if primary is None:
+            return
+        now = self.clock()
+        events = [e for bay in self._bays_of(ward) for e in self.engine.external(AlarmEvent(
+            bay, f"takeover:{primary}", "end", "technical", "low", now,
+            f"ENGINE {primary.upper()} DOWN: {self.config.node} has taken over {ward}"))]
+        self._publish_alarms(events, force=True)
+
+    def _record_shadow(self, bays: list[str], recorded: dict[tuple[str, str], float]) -> None:
+        """Record the readings of `bays` that arrived after the previous holder's last written one (`recorded`: per
+        bay and vital; it may have died with them in its recorder's batch)."""
+        wanted = set(bays)
+        keep: deque[Observation] = deque()
+        for obs in self._shadow:
+            if obs.bay not in wanted:
+                keep.append(obs)
+            elif obs.receive_time > recorded.get((obs.bay, obs.vital), -math.inf):
+                self.recorder.record(obs)
+        self._shadow = keep
+
+    def _start_dashboard_node(self, broker: Broker) -> list[asyncio.Task[None]]:
+        """A dashboard shows the bays' alarms from the engines' retained snapshots and event streams, and asks the
+        holding engine to carry out acknowledgements and audio pauses."""
+        site, node = self.config.site, self.config.node or "dashboard"
+        wards = {w.id: w for w in wards_from(self.config.wards)}
+        mirror = self.mirror = AlarmMirror(self.hub.bays, self.engine.life.settings, wards, self._ward_of)
+        topics = [reply_topic(site, node), *(heartbeat_topic(site, e) for e in mirror.engines())]
+        for bay in self.hub.bays:
+            topics += [alarms_topic(site, bay), alarm_events_topic(site, bay)]
+
+        def listening(up: bool) -> None:
+            mirror.listening_since = self.clock() if up else None
+
+        self.link = MqttLink(broker, f"{node}-alarms", topics, self._on_dashboard_message,
+                             on_connect=lambda: listening(True), on_disconnect=lambda: listening(False))
+        self.remote = RemoteActions(site, node, self.link.publish)
+        return [asyncio.create_task(self.link.run(), name="cluster-link"),
+                asyncio.create_task(self._watch_engines(), name="engine-watch")]
+
+    async def _watch_engines(self) -> None:
+        """Once a second: NO ALARM ENGINE on the bays of a ward that no live engine holds (AlarmMirror.check)."""
+        assert self.mirror is not None
+        await asyncio.sleep(GRACE)  # the retained heartbeats arrive first
+        while True:
+            for event in self.mirror.check(self.clock()):
+                if event.phase == "start":
+                    log.error("bay %s: %s", event.bay, event.message)
+                self.broadcast.publish(event)
+            await asyncio.sleep(1.0)
+
+    def _on_dashboard_message(self, topic: str, payload: bytes) -> None:
+        assert self.mirror is not None and self.remote is not None
+        body = loads(payload)
+        if body is None:
+            return
+        site = self.config.site
+        if topic == reply_topic(site, self.config.node or "dashboard"):
+            self.remote.reply(body)
+            return
+        for engine in self.mirror.engines():
+            if topic == heartbeat_topic(site, engine):
+                self.mirror.heartbeat(engine, body)
+                return
+        bay = topic.split("/")[4] if topic.count("/") >= 5 else ""
+        if bay not in self.hub.bays:
+            return
+        if topic == alarms_topic(site, bay):
+            self.mirror.snapshot(body)
+        elif topic == alarm_events_topic(site, bay):
+            try:
+                event = event_from(body)
+            except (KeyError, TypeError):
+                log.warning("ignored a malformed alarm event for bay %s", bay)
+                return
+            self.broadcast.publish(event)
+
     # --- running ------------------------------------------------------------------------------------------
 
     def stop(self) -> None:
@@ -440,16 +750,13 @@ class Service:
 
     async def run(self) -> None:
         cfg = self.config
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.stop)
+        stop_on_signals(self.stop)
         broker: PrivateMosquitto | None = None
         tasks: list[asyncio.Task[None]] = []
         server: uvicorn.Server | None = None
         sock: socket.socket | None = None
         try:
-            sock = _listen(cfg.http.host, cfg.http.port)
+            sock = listen_socket(cfg.http.host, cfg.http.port)
             self.bound_port = sock.getsockname()[1]
             mqtt_host, mqtt_port = "127.0.0.1", 1883
             if cfg.mqtt.private:
@@ -458,20 +765,15 @@ class Service:
                 mqtt_host, mqtt_port = broker.host, broker.port
                 log.info("private Mosquitto on %s", broker.url)
             elif cfg.mqtt.url:
-                mqtt_host, mqtt_port = _host_port(cfg.mqtt.url)
+                mqtt_host, mqtt_port = host_port(cfg.mqtt.url)
 
             for bay in cfg.bays:
                 for dev in bay.devices:
                     port = dev.port
                     if dev.simulate:
-                        port, sim = self._simulator(dev, bay, mqtt_host, mqtt_port)
+                        port, sim = self.simulated.device(dev, bay, mqtt_host, mqtt_port)
                         tasks.append(asyncio.create_task(sim, name=f"sim-{dev.id}"))
-                    m = cfg.mqtt
-                    settings = DeviceSettings(
-                        dev.id, port, dev.baudrate, mqtt_host, mqtt_port, m.username, m.password, cfg.site,
-                        m.tls, _str(m.ca_file), _str(m.cert_file), _str(m.key_file),
-                        dev.bytesize, dev.parity, dev.stopbits)
-                    driver = driver_class(dev.driver)(settings)
+                    driver = driver_class(dev.driver)(device_settings(cfg, dev, port, mqtt_host, mqtt_port))
                     self.drivers.append(driver)
                     tasks.append(asyncio.create_task(supervise(driver, self.emitter(dev.id)), name=f"drv-{dev.id}"))
 
@@ -480,14 +782,24 @@ class Service:
                 self.notifier.attach_mqtt(MqttAlarmOutput(
                     Broker(mqtt_host, mqtt_port, m.username, m.password, m.tls, m.ca_file, m.cert_file, m.key_file),
                     cfg.site, cfg.notify.instance, list(self.hub.bays), self.outbox, self._alarm_snapshot,
-                    heartbeat_interval=cfg.notify.heartbeat_interval, clock=self.clock))
+                    heartbeat_interval=cfg.notify.heartbeat_interval, clock=self.clock,
+                    publishes=self.holds, heartbeat_extra=self._heartbeat_extra))
                 self.alarm_broker = f"mqtt://{mqtt_host}:{mqtt_port}"
             for output in self.notifier.outputs.values():
                 tasks.append(asyncio.create_task(_keep_running(output, self.clock), name=f"notify-{output.target}"))
 
-            app = create_app(LiveSources(cfg.site, self.hub, self.engine, self.broadcast, self.db, self.store,
-                                         self.recorder, actions=self, sessions=self.sessions.open,
-                                         forwarding=self.notifier.status))
+            m = cfg.mqtt
+            broker_of_nodes = Broker(mqtt_host, mqtt_port, m.username, m.password, m.tls, m.ca_file, m.cert_file,
+                                     m.key_file)
+            if self.role == "engine":
+                tasks += self._start_engine_node(broker_of_nodes)
+            elif self.role == "dashboard":
+                tasks += self._start_dashboard_node(broker_of_nodes)
+            sources = LiveSources(cfg.site, self.hub, self.mirror or self.engine, self.broadcast, self.db,
+                                  self.store, self.recorder, actions=None if self.role == "dashboard" else self,
+                                  sessions=self.sessions.open, forwarding=self.notifier.status, remote=self.remote,
+                                  cluster=self._cluster_status if self.role != "all" else None)
+            app = create_app(sources)
             server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off",
                                                    ws_ping_interval=10, ws_ping_timeout=10))
             core = [asyncio.create_task(self._ticker(), name="ticker"),
@@ -497,29 +809,16 @@ class Service:
             self.started.set()
             tune_garbage_collector()
             asyncio.get_running_loop().call_later(GC_SETTLE, gc.freeze)  # what the devices' connections made
-            stopper = asyncio.create_task(self._stop.wait())
-            done, _ = await asyncio.wait([stopper, *core], return_when=asyncio.FIRST_COMPLETED)
-            stopper.cancel()
-            for task in done:
-                if task is not stopper and not task.cancelled() and task.exception() is not None:
-                    raise RuntimeError(f"bedside core task {task.get_name()} failed") from task.exception()
-                if task is not stopper:
-                    raise RuntimeError(f"bedside core task {task.get_name()} ended unexpectedly")
+            await until_stopped_or_failed(self._stop, core)
         finally:
             if server is not None:
                 server.should_exit = True
             if self._tick_handle is not None:
                 self._tick_handle.cancel()
-            for task in tasks:
-                task.cancel()
-            _, pending = await asyncio.wait(tasks, timeout=4) if tasks else (set(), set())
-            for task in pending:
-                log.error("task %s did not stop within 4 s", task.get_name())
+            await cancel_all(tasks)
             if sock is not None:
                 sock.close()  # uvicorn closes it when it served; not when start-up failed before that
-            for close in self._closers:
-                with contextlib.suppress(OSError):
-                    close()
+            self.simulated.close()
             if broker is not None:
                 await asyncio.to_thread(broker.close)
             self.close()
@@ -531,42 +830,6 @@ class Service:
         self.outbox.close()
         self.db.close()
 
-    def _simulator(
-        self, dev: DeviceConfig, bay: BayConfig, host: str, port: int
-    ) -> tuple[str | None, Coroutine[Any, Any, None]]:
-        """Start a simulator for `dev`; returns the port the driver should use and the simulator's coroutine."""
-        from simulators.devices import PROTOCOLS, open_device_pty
-        from simulators.mqtt_monitor import run_mqtt_simulator
-
-        model = self._patient(bay)
-        if dev.driver in PROTOCOLS:
-            server = open_device_pty(dev.driver, model, clock=self._patient_clock(bay.id))
-            self._closers.append(server.close)
-            return server.path, server.run()
-        if dev.driver == "mqtt":
-            return None, run_mqtt_simulator(host, port, self.config.site, dev.id, model, vitals=dev.simulate_vitals,
-                                            clock=self._patient_clock(bay.id))
-        raise ValueError(f"bay {bay.id} device {dev.id}: no simulator for driver {dev.driver!r}")
-
-    def _patient(self, bay: BayConfig) -> PatientModel:
-        """The one simulated patient of `bay`, shared by its simulated devices."""
-        from simulators.patient import Episode, PatientModel
-
-        if bay.id not in self._patients:
-            p = bay.simulated_patient
-            seed = p.seed if p.seed is not None else zlib.crc32(bay.id.encode())
-            episodes = [Episode(e.vital, e.value, e.start, e.duration, e.every) for e in p.episodes]
-            self._patients[bay.id] = PatientModel(seed, p.infusion_start, p.infusion_minutes, episodes=episodes)
-        return self._patients[bay.id]
-
-    def _patient_clock(self, bay: str) -> Callable[[], float]:
-        """The clock of `bay`'s simulators: the service's, noting its first reading (their session time 0)."""
-        def clock() -> float:
-            now = self.clock()
-            self._patient_t0.setdefault(bay, now)
-            return now
-        return clock
-
     def _alarm_snapshot(self, bay: str) -> dict[str, Any]:
         """What the MQTT output publishes, retained, for `bay`: its active alarms now."""
         return snapshot_json(self.config.site, bay, self.hub.bays[bay].bay.name, self.engine.active(bay), self.clock())
@@ -574,8 +837,7 @@ class Service:
     def simulated_patient(self, bay: str) -> tuple[PatientModel, float] | None:
         """The simulated patient of `bay` and the clock() time its simulators count from (their session time
         t = clock() - origin); None when the bay has no simulated device or they have not started yet."""
-        model, origin = self._patients.get(bay), self._patient_t0.get(bay)
-        return None if model is None or origin is None else (model, origin)
+        return self.simulated.patient(bay)
 
 
 async def _keep_running(output: Output, clock: Callable[[], float]) -> None:
@@ -609,7 +871,7 @@ def build_engine(cfg: BedsideConfig) -> AlarmEngine:
         raise ServiceError(f"alarms: {exc}") from None
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def listen_socket(host: str, port: int) -> socket.socket:
     """Bind the dashboard's socket here, so a port in use is a clear error before anything else starts."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -624,6 +886,78 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def node_view(cfg: BedsideConfig) -> BedsideConfig:
+    """The config as an engine or dashboard node serves it: the bays of its wards (an engine: those it owns and
+    those it stands by for; a dashboard: its `wards`, default all), every device read over MQTT under its own id
+    (a gateway publishes the serial ones; simulators run there). Other roles: unchanged."""
+    if cfg.role not in ("engine", "dashboard"):
+        return cfg
+    if cfg.role == "engine":
+        primary, standby = cfg.wards_of(cfg.node or "")
+        wards = {w.id for w in [*primary, *standby]}
+    else:
+        node = cfg.node_config()
+        wards = set(node.wards) if node is not None and node.wards is not None else {w.id for w in cfg.wards}
+    bays = [b.model_copy(update={"devices": [d.model_copy(update={"driver": "mqtt", "port": None, "simulate": False})
+                                             for d in b.devices]})
+            for b in cfg.bays if b.ward in wards]
+    update: dict[str, Any] = {"bays": bays}
+    if cfg.role == "dashboard":  # alarm outputs are the engines'
+        update["notify"] = cfg.notify.model_copy(update={"mqtt": False, "targets": []})
+    return cfg.model_copy(update=update)
+
+
+async def until_stopped_or_failed(stop: asyncio.Event, core: list[asyncio.Task[None]]) -> None:
+    """Wait until `stop` is set; a core task (ticker, recorder, HTTP server, gateway) that fails or ends first
+    stops the process with an error rather than leaving it half alive."""
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([stopper, *core], return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    for task in done:
+        if task is not stopper and not task.cancelled() and task.exception() is not None:
+            raise RuntimeError(f"bedside core task {task.get_name()} failed") from task.exception()
+        if task is not stopper:
+            raise RuntimeError(f"bedside core task {task.get_name()} ended unexpectedly")
+
+
+async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel `tasks` and wait for them, up to 4 s (what does not stop by then is logged)."""
+    for task in tasks:
+        task.cancel()
+    _, pending = await asyncio.wait(tasks, timeout=4) if tasks else (set(), set())
+    for task in pending:
+        log.error("task %s did not stop within 4 s", task.get_name())
+
+
+def stop_on_signals(stop: Callable[[], None]) -> None:
+    """SIGINT and SIGTERM call `stop` (on the running loop; where signals cannot be handled, nothing)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop)
+
+
+def device_settings(cfg: BedsideConfig, dev: DeviceConfig, port: str | None, mqtt_host: str,
+                    mqtt_port: int) -> DeviceSettings:
+    """What a driver of `dev` needs: its port (or the broker), line settings, the broker's credentials."""
+    m = cfg.mqtt
+    return DeviceSettings(dev.id, port, dev.baudrate, mqtt_host, mqtt_port, m.username, m.password, cfg.site,
+                          m.tls, _str(m.ca_file), _str(m.cert_file), _str(m.key_file),
+                          dev.bytesize, dev.parity, dev.stopbits)
+
+
+def _start_from(bay: str, a: dict[str, Any]) -> AlarmEvent:
+    """The start event of an alarm as a retained snapshot lists it."""
+    return AlarmEvent(bay, str(a.get("id")), "start", a.get("kind", "technical"), a.get("priority", "medium"),
+                      float(a.get("since") or 0.0), str(a.get("message", "")), a.get("vital"), a.get("value"),
+                      a.get("limit"), a.get("device"))
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("could not answer a command: %s", task.exception())
+
+
 class ServiceError(Exception):
     """bedside cannot start as configured; the message says why."""
 
@@ -632,7 +966,7 @@ def _str(path: Path | None) -> str | None:
     return None if path is None else str(path)
 
 
-def _host_port(url: str) -> tuple[str, int]:
+def host_port(url: str) -> tuple[str, int]:
     rest = url.split("://", 1)[1]
     host, _, port = rest.rpartition(":")
     return (host, int(port)) if host else (rest, 1883)

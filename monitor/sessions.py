@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 import time as _time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from monitor.infusion import (
@@ -36,13 +36,37 @@ def new_session_id(now: float) -> str:
 
 
 class Sessions:
-    def __init__(self, store: TraceStore, settings: SessionSettings, readings: Readings) -> None:
+    def __init__(self, store: TraceStore, settings: SessionSettings, readings: Readings,
+                 bays: Collection[str] | None = None) -> None:
         self.store = store
         self.settings = settings
         self._readings = readings
+        self._bays = bays  # the bays this service serves (None: every bay in the store)
         self._open: dict[str, Session] = {}
-        for s in reversed(store.sessions(SessionFilter(open_only=True))):  # oldest first: the newest wins a bay
-            self._open[s.bay] = s
+        self.reload()
+
+    def reload(self, bays: Collection[str] | None = None) -> dict[str, Session]:
+        """Read the open sessions of `bays` (default: every bay served) back from the store, as another engine of a
+        deployment may have changed them; returns them per bay."""
+        return self.adopt(bays, self.stored_open(bays))
+
+    def stored_open(self, bays: Collection[str] | None = None) -> dict[str, Session]:
+        """The open sessions of `bays` (default: every bay served) as the store has them (a read only: safe in a
+        worker thread)."""
+        wanted = self._bays if bays is None else bays
+        found: dict[str, Session] = {}
+        for s in reversed(self.store.sessions(SessionFilter(open_only=True))):  # oldest first: the newest wins
+            if wanted is None or s.bay in wanted:
+                found[s.bay] = s
+        return found
+
+    def adopt(self, bays: Collection[str] | None, found: Mapping[str, Session]) -> dict[str, Session]:
+        """Make `found` (from `stored_open(bays)`) the open sessions of `bays`; returns them per bay."""
+        wanted = self._bays if bays is None else bays
+        for bay in [b for b in self._open if wanted is None or b in wanted]:
+            del self._open[bay]
+        self._open.update(found)
+        return dict(found)
 
     @property
     def open(self) -> Mapping[str, Session]:

@@ -56,6 +56,27 @@ class Broker:
     cert_file: Path | None = None
     key_file: Path | None = None
 
+    def client(self, identifier: str, *, will: aiomqtt.Will | None = None,
+               timeout: float = PUBLISH_TIMEOUT) -> aiomqtt.Client:
+        """A connection to this broker as every bedside client makes it: keepalive 10 s (a dead link is noticed, and
+        a last will published, within 15 s), TCP_NODELAY, TLS with the configured files."""
+        tls = aiomqtt.TLSParameters(str(self.ca_file) if self.ca_file else None,
+                                    str(self.cert_file) if self.cert_file else None,
+                                    str(self.key_file) if self.key_file else None) if self.tls else None
+        return aiomqtt.Client(self.host, self.port, identifier=identifier, username=self.username,
+                              password=self.password, keepalive=10, will=will, timeout=timeout,
+                              socket_options=NODELAY, tls_params=tls)
+
+
+def acknowledged_run(results: Sequence[object]) -> tuple[int, BaseException | None]:
+    """Of a pipelined batch's publish results (None: acknowledged), how many from the first were acknowledged, and
+    the first failure among the rest (they are sent again after the reconnect, in order)."""
+    acked = 0
+    while acked < len(results) and results[acked] is None:
+        acked += 1
+    failure = next((r for r in results[acked:] if isinstance(r, BaseException)), None)
+    return acked, failure
+
 
 def _dumps(body: dict[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
@@ -68,7 +89,9 @@ class MqttAlarmOutput:
 
     def __init__(self, broker: Broker, site: str, instance: str, bays: Sequence[str], outbox: Outbox,
                  snapshot: Callable[[str], dict[str, Any]], *, heartbeat_interval: float = 5.0,
-                 clock: Callable[[], float] = time.time, backoff: tuple[float, ...] = BACKOFF) -> None:
+                 clock: Callable[[], float] = time.time, backoff: tuple[float, ...] = BACKOFF,
+                 publishes: Callable[[str], bool] | None = None,
+                 heartbeat_extra: Callable[[], dict[str, Any]] | None = None) -> None:
         self.broker = broker
         self.site = site
         self.instance = instance
@@ -83,7 +106,10 @@ class MqttAlarmOutput:
         self.failures = 0
         self.failing_since: float | None = None
         self.last_error: str | None = None
+        self.publishes = publishes  # which bays' snapshots this service publishes now (default: all of them)
+        self.heartbeat_extra = heartbeat_extra  # more for the heartbeat's JSON (an engine: the wards it holds)
         self._dirty: set[str] = set(self.bays)
+        self._beat_now = False
         self._wake = asyncio.Event()
 
     def changed(self, bay: str) -> None:
@@ -91,6 +117,11 @@ class MqttAlarmOutput:
         self._wake.set()
 
     def wake(self) -> None:
+        self._wake.set()
+
+    def beat_now(self) -> None:
+        """Publish the heartbeat at once (what it says changed), not only at the next interval."""
+        self._beat_now = True
         self._wake.set()
 
     def failing(self, now: float, after: float) -> bool:
@@ -117,14 +148,7 @@ class MqttAlarmOutput:
         hb = heartbeat_topic(self.site, self.instance)
         will = aiomqtt.Will(hb, _dumps(heartbeat_json(self.instance, "offline", self.clock(), self.interval)),
                             qos=1, retain=True)
-        async with aiomqtt.Client(
-            b.host, b.port, identifier=f"bedside-{self.instance}-alarms-{uuid.uuid4().hex[:8]}",
-            username=b.username, password=b.password, keepalive=10, will=will, timeout=PUBLISH_TIMEOUT,
-            socket_options=NODELAY,
-            tls_params=aiomqtt.TLSParameters(str(b.ca_file) if b.ca_file else None,
-                                             str(b.cert_file) if b.cert_file else None,
-                                             str(b.key_file) if b.key_file else None) if b.tls else None,
-        ) as client:
+        async with b.client(f"bedside-{self.instance}-alarms-{uuid.uuid4().hex[:8]}", will=will) as client:
             try:
                 await self._heartbeat(client, "online")
                 self._dirty.update(self.bays)
@@ -136,7 +160,8 @@ class MqttAlarmOutput:
                     self._wake.clear()
                     await self._snapshots(client)
                     await self._events(client)
-                    if self.clock() >= next_beat:
+                    if self.clock() >= next_beat or self._beat_now:
+                        self._beat_now = False
                         await self._heartbeat(client, "online")
                         next_beat = self.clock() + self.interval
                     with contextlib.suppress(TimeoutError):
@@ -148,12 +173,16 @@ class MqttAlarmOutput:
 
     async def _heartbeat(self, client: aiomqtt.Client, state: str) -> None:
         body = heartbeat_json(self.instance, state, self.clock(), self.interval)
+        if self.heartbeat_extra is not None and state == "online":
+            body.update(self.heartbeat_extra())
         await client.publish(heartbeat_topic(self.site, self.instance), _dumps(body), qos=1, retain=True)
 
     async def _snapshots(self, client: aiomqtt.Client) -> None:
         """Publish the changed bays' snapshots, all at once (the broker's acknowledgements are awaited together, not
         one round trip after another)."""
         bays, self._dirty = sorted(self._dirty), set()
+        if self.publishes is not None:
+            bays = [b for b in bays if self.publishes(b)]
         try:
             await asyncio.gather(*(client.publish(alarms_topic(self.site, bay), _dumps(self.snapshot(bay)), qos=1,
                                                   retain=True) for bay in bays))
@@ -170,12 +199,9 @@ class MqttAlarmOutput:
             results = await asyncio.gather(
                 *(client.publish(alarm_events_topic(self.site, str(b["bay"])), _dumps(b), qos=1) for b in bodies),
                 return_exceptions=True)
-            acked = 0
-            while acked < len(results) and results[acked] is None:
-                acked += 1
+            acked, failure = acknowledged_run(results)
             if acked:
                 await asyncio.to_thread(self.outbox.delivered_many, TARGET, [item.seq for item in batch[:acked]])
                 self.delivered += acked
-            for result in results[acked:]:
-                if isinstance(result, BaseException):
-                    raise result
+            if failure is not None:
+                raise failure

@@ -38,6 +38,20 @@ def test_status_condition_starts_and_ends() -> None:
         (Condition.SENSOR_OFF, False)]
 
 
+def test_device_status_is_a_condition_of_the_whole_device() -> None:
+    codec = MqttNumericsCodec()
+    first = codec.numerics(msg(values={"spo2": 97}, device_status=["signal_quality", "sensor_fault"]))
+    assert [(e.condition, e.vital, e.active) for e in first if isinstance(e, DeviceCondition)] == [
+        (Condition.SIGNAL_QUALITY, None, True), (Condition.SENSOR_FAULT, None, True)]
+    second = codec.numerics(msg(seq=2, values={}, device_status=["sensor_fault"]))  # not listed: ended
+    assert [(e.condition, e.vital, e.active) for e in second] == [(Condition.SIGNAL_QUALITY, None, False)]
+    assert codec.numerics(msg(seq=3, values={}, device_status=[])) == [
+        DeviceCondition(Condition.SENSOR_FAULT, False, None, "device reports sensor_fault")]
+    for bad in (["on_fire"], "sensor_off", ["sensor_off", "sensor_off"]):
+        assert codec.numerics(msg(seq=4, device_status=bad)) == []
+    assert codec.stats.rejected == 3
+
+
 def test_malformed_messages_are_counted_and_yield_nothing() -> None:
     codec = MqttNumericsCodec()
     bad = [b"not json", b"[]", msg(seq=-1), msg(values={"bogus": 1}), msg(values={"spo2": "97"}),
@@ -90,6 +104,8 @@ _messages = st.fixed_dictionaries(
         "status": st.one_of(st.dictionaries(st.sampled_from(_VITALS),
                                             st.sampled_from(["sensor_off", "no_data", "x", ""]), max_size=3),
                             _numbers),
+        "device_status": st.one_of(st.lists(st.sampled_from(["sensor_off", "signal_quality", "x"]), max_size=3),
+                                   _numbers),
         "extra": _numbers,
     })
 
