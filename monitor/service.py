@@ -101,6 +101,7 @@ ANNOTATION_BACKDATE = 12 * 3600.0  # s: how far back a nurse may place an annota
 RESTART_LOOKBACK = 7 * 24 * 3600.0  # s: alarms left open by a stop this long ago are ended at start
 RECORDING_FAILURES = 3  # consecutive failed recorder writes (about 1.5 s) before RECORDING FAILED
 LATE = 5.0  # s: a relayed reading older than this when it arrives is recorded and shown, not fed to the engine
+MATCH = 10.0  # s: a standby's decision and its holder's event of the same alarm and phase this close are one
 SHADOW = 60.0  # s of a standby's readings kept, to record what a failed engine had not written at a takeover
 
 
@@ -130,6 +131,10 @@ class Service:
             self.ownership = Ownership(cfg.node or "", wards_from([*primary, *standby]))
         self._snapshots: dict[str, dict[str, Any]] = {}  # bay -> its last retained alarm snapshot (engine role)
         self._shadow: deque[Observation] = deque()  # readings of bays held by another engine, the last SHADOW s
+        self._shadow_events: deque[AlarmEvent] = deque()  # this engine's decisions for them, the last SHADOW s
+        self._heard_events: deque[tuple[str, str, str, float]] = deque()  # (bay, id, phase, time) their holder said
+        self._peer_online_at: dict[str, float] = {}  # engine -> the time of its last `online` heartbeat
+        self._ownership_wake = asyncio.Event()  # a heartbeat came, or the link went up or down: decide again
         self._takeovers: dict[str, str] = {}  # ward -> the engine this standby took it over from
         self.link: MqttLink | None = None
         self.mirror: AlarmMirror | None = None
@@ -212,7 +217,10 @@ class Service:
         the bays it holds go anywhere (`force`: also others; the engine's own decisions for a standby's bays are
         its hot copy of their state)."""
         if not force and self.role != "all":
-            events = [e for e in events if self.holds(e.bay)]
+            held = [e for e in events if self.holds(e.bay)]
+            if self.role == "engine" and len(held) < len(events):
+                self._keep_shadow_events([e for e in events if not self.holds(e.bay)])
+            events = held
         if events:
             try:
                 self.store.append_durable(events)
@@ -522,7 +530,6 @@ class Service:
             topics += [alarms_topic(site, bay), alarm_events_topic(site, bay), command_topic(site, bay)]
         self.link = MqttLink(broker, f"{self.config.node}-cluster", topics, self._on_engine_message,
                              on_connect=lambda: self._listening(True), on_disconnect=lambda: self._listening(False))
-        self._ownership_wake = asyncio.Event()
         return [asyncio.create_task(self.link.run(), name="cluster-link"),
                 asyncio.create_task(self._ownership_loop(), name="ownership")]
 
@@ -540,6 +547,8 @@ class Service:
         for peer in own.peer_names():
             if topic == heartbeat_topic(site, peer):
                 own.heartbeat(peer, body)
+                if body.get("state") == "online" and isinstance(body.get("time"), int | float):
+                    self._peer_online_at[peer] = float(body["time"])
                 self._ownership_wake.set()
                 return
         bay = topic.split("/")[4] if topic.count("/") >= 5 else ""
@@ -549,6 +558,11 @@ class Service:
             self._snapshots[bay] = body
         elif topic == alarm_events_topic(site, bay) and not self.holds(bay):
             self._follow(bay, body)
+            if isinstance(body.get("id"), str) and isinstance(body.get("phase"), str) \
+                    and isinstance(body.get("time"), int | float):
+                self._heard_events.append((bay, body["id"], body["phase"], float(body["time"])))
+                while self._heard_events and self._heard_events[0][3] < self.clock() - SHADOW:
+                    self._heard_events.popleft()
         elif topic == command_topic(site, bay) and self.holds(bay):
             reply = execute_command(body, self.config.node or "", self._command, bay)
             to = body.get("reply_to")
@@ -558,12 +572,19 @@ class Service:
 
     def _follow(self, bay: str, body: dict[str, Any]) -> None:
         """A standby's hot copy follows what nurses did at the engine holding the bay: an acknowledgement there (or
-        the reset of a latched alarm: its end, by a user) is made here too, silently (the holder told everyone), so
-        that a takeover does not sound it again."""
-        by, alarm_id = body.get("by"), body.get("id")
-        if body.get("phase") in ("acknowledged", "end") and isinstance(by, str) and isinstance(alarm_id, str):
-            with contextlib.suppress(KeyError):  # the copy had not raised it (yet): nothing to follow
-                self.engine.acknowledge(bay, alarm_id, by, self.clock())
+        the reset of a latched alarm: its end, by a user), an audio pause or resume, is made here too, silently (the
+        holder told everyone), so that a takeover does not sound again what a nurse has silenced."""
+        by, alarm_id, phase, now = body.get("by"), body.get("id"), body.get("phase"), self.clock()
+        if not isinstance(by, str) or not isinstance(alarm_id, str):
+            return
+        with contextlib.suppress(KeyError, ValueError):  # the copy had not raised it (yet): nothing to follow
+            if phase in ("acknowledged", "end"):
+                self.engine.acknowledge(bay, alarm_id, by, now)
+            elif phase == "audio_paused" and isinstance(body.get("until"), int | float) and body["until"] > now:
+                self.engine.pause_audio(bay, by, now, min(float(body["until"]) - now,
+                                                          self.engine.life.settings.audio_pause))
+            elif phase == "audio_resumed":
+                self.engine.resume_audio(bay, by, now)
 
     def _command(self, bay: str, action: str, body: dict[str, Any]) -> list[AlarmEvent]:
         """A dashboard node's command, carried out as if asked on this engine's own page (and audited so)."""
@@ -605,15 +626,36 @@ class Service:
         log.warning("engine %s now holds ward %s (bays %s)", self.config.node, ward, ", ".join(bays))
         left_open, recorded, sessions = await asyncio.to_thread(self._takeover_reads, bays, self.clock())
         now = self.clock()
-        events: list[AlarmEvent] = []
+        primary = next((w.engine for w in own.wards if w.id == ward), "")
+        peer = primary if primary != self.config.node else next((w.standby for w in own.wards if w.id == ward), None)
+        def newer(bay: str, t: float) -> bool:  # than what the bay's last snapshot already shows
+            when = self._snapshots.get(bay, {}).get("time")
+            return not isinstance(when, int | float) or t > when
+
+        heard_phase = {(b, i): ph for b, i, ph, t in sorted(self._heard_events, key=lambda h: h[3]) if newer(b, t)}
+        events = self._gap_events(bays, peer)  # what this engine decided that no engine said
+        last_phase = {**heard_phase, **{(e.bay, e.id): e.phase for e in events}}  # what was said last, of each
         for bay in bays:
             published = {str(a.get("id")): a for a in self._snapshots.get(bay, {}).get("alarms", [])
                          if isinstance(a, dict)}
+            for (b, alarm_id), phase in last_phase.items():  # the snapshot as it would be after the gap's events
+                if b == bay and phase == "end":
+                    published.pop(alarm_id, None)
+                elif b == bay:
+                    published.setdefault(alarm_id, {})
             stored = {e.id: e for e in left_open if e.bay == bay}
             mine = {a.start.id: a for a in self.engine.active(bay)}
             for alarm_id in sorted((set(published) | set(stored)) - set(mine)):
                 was = stored.get(alarm_id)
+                if was is None and not published[alarm_id]:
+                    continue  # started in the gap and not active here: its end is among the gap's events
                 start = was if was is not None else _start_from(bay, published[alarm_id])
+                if published.get(alarm_id, {}).get("latched") is True and start.kind == "physiological":
+                    # latched at the holder and not yet acknowledged (this copy started after it): kept, latched,
+                    # until a nurse acknowledges it here; its start and latching were said already
+                    self.engine.external(start)
+                    self.engine.external(replace(start, phase="end", time=now))
+                    continue
                 events.append(replace(start, phase="end", time=now, by=None, level=0, until=None,
                                       message=f"{start.message} (ended at takeover by {self.config.node}: "
                                               "its condition is not present)"))
@@ -627,7 +669,6 @@ class Service:
         self._record_shadow(bays, recorded)
         for session in self.sessions.adopt(bays, sessions).values():
             events += self._apply_session(None, session, now)
-        primary = next((w.engine for w in own.wards if w.id == ward), "")
         if primary != self.config.node:
             self._takeovers[ward] = primary
             for bay in bays:
@@ -638,6 +679,32 @@ class Service:
         if self.notifier.mqtt is not None:
             for bay in bays:
                 self.notifier.mqtt.changed(bay)
+
+    def _keep_shadow_events(self, events: list[AlarmEvent]) -> None:
+        """This engine's decisions for bays another engine holds, kept SHADOW s for a takeover (`_gap_events`)."""
+        self._shadow_events.extend(events)
+        newest = max(e.time for e in events)
+        while self._shadow_events and self._shadow_events[0].time < newest - SHADOW:
+            self._shadow_events.popleft()
+
+    def _gap_events(self, bays: list[str], peer: str | None) -> list[AlarmEvent]:
+        """The events this engine decided for `bays` since shortly before `peer` (the engine that held them) was
+        last heard alive, that `peer` did not publish: alarms that came (and went) while no engine published the
+        ward. They are published at the takeover with their own times. (Same alarm, same phase, within MATCH s: the
+        same decision, however the two copies' timing differed.)"""
+        wanted = set(bays)
+        alive_at = self._peer_online_at.get(peer, -math.inf) if peer is not None else -math.inf
+        since = alive_at - 2 * self.config.notify.heartbeat_interval
+        heard: dict[tuple[str, str, str], list[float]] = {}
+        for bay, alarm_id, phase, t in self._heard_events:
+            heard.setdefault((bay, alarm_id, phase), []).append(t)
+        gap = [e for e in self._shadow_events if e.bay in wanted and e.time >= since
+               and not any(abs(t - e.time) <= MATCH for t in heard.get((e.bay, e.id, e.phase), []))]
+        self._shadow_events = deque(e for e in self._shadow_events if e.bay not in wanted)
+        if gap:
+            log.warning("takeover: %d alarm events decided while no engine published bays %s", len(gap),
+                        ", ".join(sorted({e.bay for e in gap})))
+        return sorted(gap, key=lambda e: e.time)
 
     def _takeover_reads(self, bays: list[str], now: float
                         ) -> tuple[list[AlarmEvent], dict[tuple[str, str], float], dict[str, Session]]:

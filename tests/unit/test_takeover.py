@@ -1,0 +1,181 @@
+"""A standby engine taking a ward over (monitor/service.py `_gain`), in process with an injected clock: the alarms
+its hot copy decided while no engine published the ward are published with their own times, what the holder had
+already said is not said again, what a nurse silenced at the holder stays silenced, the takeover is shown."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from alerts.notify.payloads import alarm_events_topic, alarms_topic, heartbeat_topic
+from monitor.config import parse_config
+from monitor.model import AlarmEvent, Reading
+from monitor.service import Service
+from tests.storage import with_storage
+
+pytestmark = pytest.mark.service
+
+SITE = "hosp"
+
+
+class Clock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def standby(tmp_path: Path, clock: Clock) -> Service:
+    """engine-b: standby for ward-1 (bay1, held by engine-a), with nothing of its own."""
+    raw: dict[str, Any] = {
+        "site": SITE, "data_dir": str(tmp_path), "mqtt": {"url": "mqtt://127.0.0.1:1"},
+        "nodes": [{"name": "engine-a", "role": "engine"}, {"name": "engine-b", "role": "engine"}],
+        "wards": [{"id": "ward-1", "engine": "engine-a", "standby": "engine-b"}],
+        "bays": [{"id": "bay1", "ward": "ward-1", "devices": [{"id": "mon1", "driver": "mqtt"}]}]}
+    return Service(parse_config(with_storage(raw)).for_node("engine-b"), clock=clock)
+
+
+def say(s: Service, topic: str, body: dict[str, Any]) -> None:
+    s._on_engine_message(topic, json.dumps(body).encode())
+
+
+def beat(s: Service, state: str, at: float, wards: list[str]) -> None:
+    say(s, heartbeat_topic(SITE, "engine-a"),
+        {"state": state, "instance": "engine-a", "time": at, "ts": "", "interval": 5.0, "wards": wards})
+
+
+def holder_event(s: Service, alarm_id: str, phase: str, at: float, by: str | None = None) -> None:
+    say(s, alarm_events_topic(SITE, "bay1"), {"site": SITE, "bay": "bay1", "id": alarm_id, "phase": phase,
+                                             "kind": "physiological", "priority": "high", "time": at,
+                                             "message": "", "by": by})
+
+
+def feed(s: Service, clock: Clock, vital: str, value: float, seconds: int) -> None:
+    """One reading a second for `seconds` s, each decided (a tick after each)."""
+    for _ in range(seconds):
+        s.emitter("mon1")(Reading(vital, value))
+        clock.t += 1.0
+        s.tick()
+
+
+def start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Service, Clock, list[AlarmEvent]]:
+    clock = Clock(1000.0)
+    s = standby(tmp_path, clock)
+    out: list[AlarmEvent] = []
+    monkeypatch.setattr(s.notifier, "events", lambda events: out.extend(events))  # what goes to the outputs
+    assert s.ownership is not None
+    s.ownership.listening(clock.t)
+    beat(s, "online", clock.t, ["ward-1"])
+    assert s.ownership.decide(clock.t) == ([], [])  # engine A holds ward 1
+    return s, clock, out
+
+
+async def take_over(s: Service, clock: Clock) -> None:
+    assert s.ownership is not None
+    beat(s, "offline", 900.0, [])  # the last will: the time is when its connection was made
+    gained, _ = s.ownership.decide(clock.t)
+    assert gained == ["ward-1"]
+    await s._gain("ward-1")
+
+
+async def test_an_alarm_that_came_and_went_while_no_engine_published_is_published_at_the_takeover(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    s, clock, out = start(tmp_path, monkeypatch)
+    feed(s, clock, "hr", 80.0, 3)
+    beat(s, "online", clock.t, ["ward-1"])  # engine A's last heartbeat: it freezes just after
+    feed(s, clock, "hr", 150.0, 14)  # over 130 for more than the 10 s delay: a medium alarm, in this copy only
+    feed(s, clock, "hr", 80.0, 8)  # and over again (medium alarms do not latch)
+    assert not s.engine.active("bay1") and out == []  # nothing is said for a ward this engine does not hold
+    await take_over(s, clock)
+    said = [(e.id, e.phase) for e in out if e.id == "hr_high"]
+    assert said == [("hr_high", "start"), ("hr_high", "end")]  # said now, with their own times
+    assert all(e.time < clock.t - 5 for e in out if e.id == "hr_high")
+    assert ("takeover:engine-a", "start") in [(e.id, e.phase) for e in out]
+    assert s.holds("bay1")
+    s.close()
+
+
+async def test_what_the_holder_already_said_is_not_said_again(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    s, clock, out = start(tmp_path, monkeypatch)
+    feed(s, clock, "spo2", 97.0, 3)
+    beat(s, "online", clock.t, ["ward-1"])
+    feed(s, clock, "spo2", 75.0, 2)
+    mine = next(a for a in s.engine.active("bay1") if a.start.id == "spo2_low")
+    holder_event(s, "spo2_low", "start", mine.start.time + 0.5)  # engine A decided the same, a moment apart
+    await take_over(s, clock)
+    assert [e.phase for e in out if e.id == "spo2_low"] == []  # still active in both: nothing new to say
+    s.close()
+
+
+async def test_an_alarm_a_nurse_reset_at_the_holder_does_not_sound_again(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    s, clock, out = start(tmp_path, monkeypatch)
+    feed(s, clock, "spo2", 75.0, 2)
+    [alarm] = [a for a in s.engine.active("bay1") if a.start.id == "spo2_low"]
+    holder_event(s, "spo2_low", "start", alarm.start.time)
+    feed(s, clock, "spo2", 97.0, 40)  # over: a high alarm stays latched, here as at the holder
+    assert [a.start.id for a in s.engine.active("bay1")] == ["spo2_low"]
+    holder_event(s, "spo2_low", "end", clock.t, by="ann")  # the nurse reset it at engine A
+    assert s.engine.active("bay1") == []  # followed
+    beat(s, "online", clock.t, ["ward-1"])
+    await take_over(s, clock)
+    assert [e for e in out if e.id == "spo2_low"] == []
+    s.close()
+
+
+async def test_a_paused_alarm_stays_paused_through_the_takeover(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    s, clock, _ = start(tmp_path, monkeypatch)
+    feed(s, clock, "spo2", 75.0, 2)
+    [alarm] = [a for a in s.engine.active("bay1") if a.start.id == "spo2_low"]
+    holder_event(s, "spo2_low", "start", alarm.start.time)
+    say(s, alarm_events_topic(SITE, "bay1"), {"bay": "bay1", "id": "spo2_low", "phase": "audio_paused",
+                                             "time": clock.t, "by": "ann", "until": clock.t + 90})
+    [alarm] = s.engine.active("bay1")
+    assert alarm.paused_until == pytest.approx(clock.t + 90) and not alarm.audible
+    beat(s, "online", clock.t, ["ward-1"])
+    await take_over(s, clock)
+    assert not s.engine.active("bay1")[0].audible
+    s.close()
+
+
+async def test_a_latched_alarm_this_copy_never_saw_is_kept_until_acknowledged(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    s, clock, out = start(tmp_path, monkeypatch)
+    feed(s, clock, "spo2", 97.0, 3)  # this engine started after the desaturation: its copy has no alarm
+    say(s, alarms_topic(SITE, "bay1"), {"site": SITE, "bay": "bay1", "bay_name": "bay1", "time": clock.t, "ts": "",
+                                        "alarms": [{"id": "spo2_low", "kind": "physiological", "priority": "high",
+                                                    "message": "SpO2 LOW 75 < 90", "vital": "spo2", "value": 75.0,
+                                                    "limit": 90.0, "device": "mon1", "since": clock.t - 100,
+                                                    "acknowledged_by": None, "latched": True, "audible": True,
+                                                    "paused_until": None, "escalation": 0}]})
+    beat(s, "online", clock.t, ["ward-1"])
+    await take_over(s, clock)
+    assert [e for e in out if e.id == "spo2_low"] == []  # not ended, not said again
+    [alarm] = [a for a in s.engine.active("bay1") if a.start.id == "spo2_low"]
+    assert alarm.latched and alarm.audible and alarm.start.time == clock.t - 100
+    ended = s.acknowledge("bay1", "spo2_low", "ann")  # a nurse resets it at the new holder
+    assert [(e.id, e.phase, e.by) for e in ended] == [("spo2_low", "end", "ann")]
+    s.close()
+
+
+async def test_an_alarm_the_holder_showed_that_is_over_here_is_ended_at_the_takeover(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    s, clock, out = start(tmp_path, monkeypatch)
+    feed(s, clock, "hr", 80.0, 3)
+    say(s, alarms_topic(SITE, "bay1"), {"site": SITE, "bay": "bay1", "bay_name": "bay1", "time": clock.t, "ts": "",
+                                        "alarms": [{"id": "hr_high", "kind": "physiological", "priority": "medium",
+                                                    "message": "HR HIGH", "vital": "hr", "value": 140.0,
+                                                    "limit": 130.0, "device": "mon1", "since": clock.t - 30,
+                                                    "acknowledged_by": None, "latched": False, "audible": True,
+                                                    "paused_until": None, "escalation": 0}]})
+    beat(s, "online", clock.t, ["ward-1"])
+    await take_over(s, clock)
+    [end] = [e for e in out if e.id == "hr_high"]
+    assert end.phase == "end" and "ended at takeover by engine-b" in end.message
+    s.close()
