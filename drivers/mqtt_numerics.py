@@ -92,7 +92,7 @@ class MqttNumericsCodec:
             elif not math.isfinite(value) or not is_plausible(vital, value):
                 present[(Condition.INVALID_VALUE, vital)] = f"{value!r} is not a possible value"
             else:
-                readings.append(Reading(vital, float(value), when))
+                readings.append(Reading(vital, float(value), when, msg.get("replayed") is True))
         return [*self._conditions.update(present), *readings]
 
 

@@ -20,7 +20,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import aiomqtt
@@ -28,6 +28,7 @@ import aiomqtt
 from alerts.lifecycle import ActiveAlarm, Lifecycle, LifecycleSettings
 from alerts.notify.mqtt_out import BACKOFF, Broker
 from alerts.notify.payloads import PREFIX
+from dashboard.live import AlarmView
 from monitor.model import AlarmEvent
 from monitor.ownership import GRACE, Ward
 
@@ -81,11 +82,12 @@ def loads(payload: object) -> JSON | None:
 
 
 class MqttLink:
-    """Subscribes to `topics`, calls `on_message(topic, payload)` for each message, `on_connect()` after every
-    (re)connect and `on_disconnect()` when the connection is lost; `publish` sends (QoS 1) while connected."""
+    """Subscribes to `topics`, calls `on_message(topic, payload, retained)` for each message, `on_connect()` after
+    every (re)connect and `on_disconnect()` when the connection is lost; `publish` sends (QoS 1) while connected.
+    A subscription the broker refuses (an ACL) is an error, retried like a lost connection, never a quiet link."""
 
     def __init__(self, broker: Broker, name: str, topics: Iterable[str],
-                 on_message: Callable[[str, bytes], None], *,
+                 on_message: Callable[[str, bytes, bool], None], *,
                  on_connect: Callable[[], None] | None = None, on_disconnect: Callable[[], None] | None = None,
                  backoff: tuple[float, ...] = BACKOFF) -> None:
         self.broker = broker
@@ -126,7 +128,11 @@ class MqttLink:
         b = self.broker
         async with b.client(f"bedside-{self.name}-{uuid.uuid4().hex[:8]}") as client:
             if self.topics:
-                await client.subscribe([(t, 1) for t in self.topics])
+                granted = await client.subscribe([(t, 1) for t in self.topics])
+                codes = [getattr(g, "value", g) for g in granted]  # MQTT 3.1.1: granted QoS; 5: reason codes
+                refused = [t for t, c in zip(self.topics, codes, strict=False) if not isinstance(c, int) or c >= 0x80]
+                if refused:
+                    raise aiomqtt.MqttError(f"the broker refused the subscriptions {', '.join(refused)}")
             self._client, self.connected, self.last_error = client, True, None
             if self.on_connect is not None:
                 self.on_connect()
@@ -134,7 +140,7 @@ class MqttLink:
                 payload = message.payload
                 data = payload if isinstance(payload, bytes) else str(payload).encode()
                 try:
-                    self.on_message(message.topic.value, data)
+                    self.on_message(message.topic.value, data, bool(message.retain))
                 except Exception:  # one bad message must not take the link down
                     log.exception("%s: handling a message on %s failed", self.name, message.topic.value)
         raise aiomqtt.MqttError("connection closed")
@@ -155,23 +161,32 @@ class AlarmMirror:
         self.bay_ward = dict(bay_ward or {})
         self.grace = grace
         self.listening_since: float | None = None
-        self._beats: dict[str, JSON] = {}  # engine -> its last heartbeat
+        self._beats: dict[str, tuple[JSON, float]] = {}  # engine -> its last heartbeat, when it was heard
         self._unheld: dict[str, ActiveAlarm] = {}  # bay -> its NO ALARM ENGINE alarm while it stands
 
     def engines(self) -> list[str]:
         return sorted({e for w in self.wards.values() for e in (w.engine, w.standby) if e is not None})
 
-    def heartbeat(self, engine: str, body: JSON) -> None:
-        self._beats[engine] = body
+    def heartbeat(self, engine: str, body: JSON, heard_at: float | None = None) -> None:
+        """An engine's heartbeat, heard at `heard_at` (this clock; None: a retained one, aged by its own time)."""
+        when = body.get("time")
+        if body.get("state") not in ("online", "offline") or not isinstance(when, int | float) \
+                or isinstance(when, bool):
+            return
+        last = self._beats.get(engine)
+        session, last_session = body.get("session"), last[0].get("session") if last is not None else None
+        if body["state"] == "offline" and last is not None and last[0].get("state") == "online" \
+                and isinstance(session, str) and isinstance(last_session, str) and session != last_session:
+            return  # a stale last will of a connection the engine has replaced
+        self._beats[engine] = (body, float(when) if heard_at is None else heard_at)
 
     def held(self, ward: Ward, now: float) -> bool:
         """Whether a live engine says it holds `ward`."""
         for name in (ward.engine, ward.standby):
-            beat = self._beats.get(name) if name is not None else None
-            if beat is None or beat.get("state") != "online" or not isinstance(beat.get("time"), int | float):
-                continue
+            beat, heard_at = self._beats.get(name, ({}, -1e300)) if name is not None else ({}, -1e300)
             wards = beat.get("wards")
-            if now - float(beat["time"]) <= ward.takeover_after and isinstance(wards, list) and ward.id in wards:
+            if beat.get("state") == "online" and now - heard_at <= ward.takeover_after \
+                    and isinstance(wards, list) and ward.id in wards:
                 return True
         return False
 
@@ -189,6 +204,8 @@ class AlarmMirror:
                 why = "this dashboard cannot reach the broker: alarms are not being shown"
             elif not self.held(ward, now):
                 why = f"no engine holds {ward.id}: its alarms are not being decided; see the servers"
+            elif bay not in self._time:
+                why = f"no engine publishes bay {bay}'s alarms (is it in the engines' configuration?)"
             else:
                 why = ""
             was = self._unheld.get(bay)
@@ -201,22 +218,35 @@ class AlarmMirror:
                 out.append(AlarmEvent(bay, NO_ENGINE, "end", "technical", "high", now, was.start.message))
         return out
 
-    def snapshot(self, body: JSON) -> bool:
-        """Take a bay's retained snapshot (schema $defs/alarm_snapshot); False when it is not for a bay here, is
-        older than the one held, or is malformed."""
+    def snapshot(self, body: JSON) -> list[AlarmEvent] | None:
+        """Take a bay's snapshot (schema $defs/alarm_snapshot): the newest on the topic is the truth, whichever
+        engine sent it (the broker keeps one topic's order; the engines' clocks are not compared). Returns what
+        changed as events for the pages (an alarm that appeared: its start, and its acknowledgement; one that
+        went: its end), since a page follows events and a dashboard may have missed some while it was away;
+        None when it is not for a bay here or is malformed."""
         bay = body.get("bay")
         if not isinstance(bay, str) or bay not in self._active:
-            return False
+            return None
         when = body.get("time")
-        if not isinstance(when, int | float) or when < self._time.get(bay, -1.0):
-            return False
+        listed = body.get("alarms", [])
+        if not isinstance(when, int | float) or isinstance(when, bool) or not isinstance(listed, list):
+            return None
         try:
-            active = [_active_from(bay, a) for a in body.get("alarms", [])]
-        except (KeyError, TypeError, ValueError):
+            active = [_active_from(bay, a) for a in listed]
+        except (KeyError, TypeError, ValueError, AttributeError):
             log.warning("ignored a malformed alarm snapshot for bay %s", bay)
-            return False
+            return None
+        before = {a.start.id: a for a in self._active[bay]}
         self._active[bay], self._time[bay] = active, float(when)
-        return True
+        changes: list[AlarmEvent] = []
+        for a in active:
+            was = before.pop(a.start.id, None)
+            if was is None or was.start.time != a.start.time:
+                changes.append(a.start)
+            if a.acknowledged_by is not None and (was is None or was.acknowledged_by is None):
+                changes.append(replace(a.start, phase="acknowledged", time=float(when), by=a.acknowledged_by))
+        changes += [replace(a.start, phase="end", time=float(when)) for a in before.values()]
+        return changes
 
     def active(self, bay: str | None = None) -> list[ActiveAlarm]:
         if bay is None:
@@ -236,6 +266,25 @@ def _active_from(bay: str, a: JSON) -> ActiveAlarm:
                        a.get("vital"), a.get("value"), a.get("limit"), a.get("device"))
     return ActiveAlarm(start, latched=bool(a.get("latched")), acknowledged_by=a.get("acknowledged_by"),
                        paused_until=a.get("paused_until"), escalation=int(a.get("escalation") or 0))
+
+
+class HeldView:
+    """What an engine node's own pages show of the alarms: its engine's for the bays it holds; for those another
+    engine holds, that engine's published snapshots (the hot copy here is not what the nurses are told)."""
+
+    def __init__(self, engine: AlarmView, mirror: AlarmMirror, holds: Callable[[str], bool]) -> None:
+        self._engine = engine
+        self._mirror = mirror
+        self._holds = holds
+        self.life = engine.life
+
+    def active(self, bay: str | None = None) -> list[ActiveAlarm]:
+        if bay is None:
+            return [*self._engine.active(None), *self._mirror.active(None)]  # (not asked by the pages)
+        return self._engine.active(bay) if self._holds(bay) else self._mirror.active(bay)
+
+    def profile_name(self, bay: str) -> str:
+        return self._engine.profile_name(bay)
 
 
 class RemoteActions:

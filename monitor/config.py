@@ -309,6 +309,10 @@ class BedsideConfig(_Strict):
                     raise ValueError(f"ward {w.id}: {key} {name!r} is not a node with role engine")
             if w.standby == w.engine:
                 raise ValueError(f"ward {w.id}: standby must be another engine than {w.engine!r}")
+            if w.takeover_after < 2 * self.notify.heartbeat_interval:
+                raise ValueError(f"ward {w.id}: takeover_after ({w.takeover_after:g} s) must be at least twice "
+                                 f"[notify] heartbeat_interval ({self.notify.heartbeat_interval:g} s), or every "
+                                 "beat that is a little late hands the ward over")
         for n in self.nodes:
             for ward in n.wards or []:
                 if ward not in ward_ids:

@@ -75,6 +75,7 @@ CREATE TABLE IF NOT EXISTS sequences (
 """
 BACKOFF = (0.5, 1.0, 2.0)  # s between connection attempts: data flows again within 2 s of the broker's return
 PUBLISH_TIMEOUT = 10.0  # s for the broker to acknowledge one message
+REPLAYED_AFTER = 5.0  # s: a message older than this when it is sent is marked replayed (`_marked`)
 IN_FLIGHT = 100  # messages published before their acknowledgements are awaited
 DROP_LOG_EVERY = 60.0  # s between warnings about messages dropped over the limit
 
@@ -417,8 +418,10 @@ class Gateway:
     async def _drain(self, client: aiomqtt.Client, loop: asyncio.AbstractEventLoop) -> None:
         """Publish the buffered messages oldest first, IN_FLIGHT at a time; delete the leading acknowledged run."""
         while batch := await loop.run_in_executor(self._executor, self._oldest, IN_FLIGHT):
+            now = self.clock()
             results = await asyncio.gather(
-                *(client.publish(topic, payload, qos=1, retain=retain) for _, topic, payload, retain in batch),
+                *(client.publish(topic, _marked(topic, payload, now), qos=1, retain=retain)
+                  for _, topic, payload, retain in batch),
                 return_exceptions=True)
             acked, failure = acknowledged_run(results)
             if acked:
@@ -462,6 +465,22 @@ class Gateway:
         self._write_queued()
         with self._dblock:
             self._conn.close()
+
+
+def _marked(topic: str, payload: bytes, now: float) -> bytes:
+    """A numerics message sent more than REPLAYED_AFTER s after the gateway received its values (it waited in the
+    buffer through an outage) says so, `"replayed": true`, so that an engine records it at its time but does not
+    decide on it as the current value; judged on the gateway's own clock, so the engine's clock does not matter."""
+    if not topic.endswith("/numerics"):
+        return payload
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return payload
+    ts = body.get("ts") if isinstance(body, dict) else None
+    if not isinstance(ts, int | float) or isinstance(ts, bool) or now - ts <= REPLAYED_AFTER:
+        return payload
+    return json.dumps({**body, "replayed": True}, separators=(",", ":"), allow_nan=False).encode()
 
 
 async def _until_lost(client: aiomqtt.Client) -> None:

@@ -57,7 +57,8 @@ class Hub:
         if bay_id is None:
             self.unbound += 1
             return
-        if not (isinstance(event, DeviceCondition) and event.condition == Condition.DEVICE_LOST):
+        replayed = isinstance(event, Reading) and event.replayed
+        if not replayed and not (isinstance(event, DeviceCondition) and event.condition == Condition.DEVICE_LOST):
             # the link's own up/down events (made by the supervisor, not sent by the device) are not "heard
             # from the device": else every reconnect attempt would reset the silence timer and NO DATA would flap
             for heard in self._heard:
@@ -65,8 +66,9 @@ class Hub:
         state = self.bays[bay_id]
         item: Observation | TechnicalStatus
         if isinstance(event, Reading):
-            item = Observation(bay_id, device, event.vital, event.value, event.device_time, receive_time)
-            state.latest[event.vital] = item
+            item = Observation(bay_id, device, event.vital, event.value, event.device_time, receive_time, replayed)
+            if not replayed:  # a past value is not the bay's latest
+                state.latest[event.vital] = item
         else:
             item = self._status(state, device, event, receive_time)
             key = (device, event.condition, event.vital)

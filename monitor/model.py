@@ -38,6 +38,7 @@ class Reading:
     vital: str
     value: float
     device_time: float | None = None  # seconds since the epoch, when the device stamps its data
+    replayed: bool = False  # sent late from a gateway's buffer (after an outage): a past value, not a current one
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,7 @@ class Observation:
     value: float
     device_time: float | None
     receive_time: float
+    replayed: bool = False  # a past value delivered late (a gateway's buffer): recorded and shown, not decided on
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,13 +4,17 @@ A ward (config `[[wards]]`) has a primary engine and, optionally, a standby. Eac
 heartbeat (`bedside/v1/<site>/service/<engine>/heartbeat`) every few seconds that names the wards it holds, with a
 retained last will `offline`; each reads its peer's. The rule, per ward, at any moment:
 
-- the peer is *alive* when its last heartbeat said `online` and is younger than the ward's `takeover_after`
-  (a killed engine's will says `offline` at once; a frozen one stops beating and ages out);
+- the peer is *alive* when its last heartbeat said `online` and was heard less than the ward's `takeover_after`
+  ago (a killed engine's will says `offline` at once; a frozen one stops beating and ages out); ages are taken on
+  this engine's clock, but for a retained heartbeat (which may be old) its own time;
 - peer alive and holding the ward: the standby leaves it to the peer; so does the primary, unless it holds the
   ward itself too (both holding, as after a network split heals: the primary keeps it, the standby yields);
 - peer alive and not holding it: the primary takes it, the standby waits;
-- peer not alive: take it. A peer never heard of counts as not alive only once this engine has listened for
-  `grace` seconds since it connected, so that a retained heartbeat has had time to arrive.
+- peer not alive: take it;
+- while this engine cannot hear (its subscription is down), and for `grace` seconds after it connects (until the
+  retained heartbeats have arrived), nothing changes: not hearing a peer is not the peer being gone;
+- an `offline` naming another connection (`session`) than the peer's latest `online` is a stale last will of a
+  connection the peer has already replaced, and is ignored.
 
 There is no automatic hand-back: a standby that took a ward keeps it until it stops; the primary then takes it
 back within a moment (the standby's will). Pure and clock-injected, like the alarm engine.
@@ -37,11 +41,13 @@ class Ward:
 
 @dataclass(frozen=True, slots=True)
 class Peer:
-    """What the last heartbeat of another engine said."""
+    """What the last heartbeat of another engine said, and when it was heard."""
 
     online: bool
-    time: float  # the heartbeat's own time (the engines' clocks agree: NTP)
+    time: float  # the heartbeat's own time (the peer's clock)
+    heard_at: float  # when it was heard here (this clock); for a retained one, its own time
     holds: frozenset[str] = frozenset()
+    session: str | None = None  # the peer's connection the heartbeat belongs to
 
 
 @dataclass(slots=True)
@@ -65,38 +71,52 @@ class Ownership:
         return sorted({p for w in self.wards for p in (w.engine, w.standby) if p is not None and p != self.me})
 
     def listening(self, now: float | None) -> None:
-        """The heartbeat subscription is up since `now` (None: it is down; what is held stays held)."""
+        """The heartbeat subscription is up since `now` (None: it is down). While it is down, and for `grace` s
+        after it comes up (until the retained heartbeats are in), nothing is taken or given up: an engine that
+        cannot hear its peer must not conclude that the peer is gone."""
         self.listening_since = now
 
-    def heartbeat(self, peer: str, body: Mapping[str, Any]) -> None:
-        """A heartbeat of `peer` (its JSON, schema $defs/heartbeat); a malformed one is ignored."""
-        state, when, wards = body.get("state"), body.get("time"), body.get("wards", [])
-        if state not in ("online", "offline") or not isinstance(when, int | float) or not isinstance(wards, list):
+    def heartbeat(self, peer: str, body: Mapping[str, Any], heard_at: float | None = None) -> None:
+        """A heartbeat of `peer` (its JSON, schema $defs/heartbeat), heard at `heard_at` (this clock; None for a
+        retained message, which may be old: its own time counts). A malformed one is ignored, and so is an
+        `offline` of another connection than the peer's latest `online` (a stale last will)."""
+        state, when, wards, session = body.get("state"), body.get("time"), body.get("wards", []), body.get("session")
+        if state not in ("online", "offline") or not isinstance(when, int | float) or isinstance(when, bool) \
+                or not isinstance(wards, list):
             return
-        self.peers[peer] = Peer(state == "online", float(when), frozenset(str(w) for w in wards))
+        session = session if isinstance(session, str) else None
+        last = self.peers.get(peer)
+        if state == "offline" and last is not None and last.online and session is not None \
+                and last.session is not None and session != last.session:
+            return
+        self.peers[peer] = Peer(state == "online", float(when), float(when) if heard_at is None else heard_at,
+                                frozenset(str(w) for w in wards), session)
 
-    def _alive(self, peer: str, ward: Ward, now: float) -> bool | None:
-        """True/False, or None while it is too early to say (never heard of, listening for less than `grace`)."""
+    def alive(self, peer: str, ward: Ward, now: float) -> bool:
         p = self.peers.get(peer)
-        if p is None:
-            if self.listening_since is None or now - self.listening_since < self.grace:
-                return None
-            return False
-        return p.online and now - p.time <= ward.takeover_after
+        return p is not None and p.online and now - p.heard_at <= ward.takeover_after
 
     def should_hold(self, ward: Ward, now: float) -> bool:
         primary = ward.engine == self.me
         peer = ward.standby if primary else ward.engine
         if peer is None:
             return True
-        alive = self._alive(peer, ward, now)
-        if alive is None:
+        if self.listening_since is None or now - self.listening_since < self.grace:
             return ward.id in self.held
-        if not alive:
+        if not self.alive(peer, ward, now):
             return True
         if ward.id in self.peers[peer].holds:
             return primary and ward.id in self.held
         return primary
+
+    def contested(self, now: float) -> list[str]:
+        """The wards held here that a live peer says it holds too (a split that is healing)."""
+        out = []
+        for w in self.wards:
+            peer = w.standby if w.engine == self.me else w.engine
+            if w.id in self.held and peer is not None and self.alive(peer, w, now) and w.id in self.peers[peer].holds:
+                out.append(w.id)
+        return out
 
     def decide(self, now: float) -> tuple[list[str], list[str]]:
         """Update `held`; returns the wards gained and the wards given up now."""
@@ -114,7 +134,7 @@ class Ownership:
             peer = w.standby if w.engine == self.me else w.engine
             p = self.peers.get(peer) if peer is not None else None
             if p is not None and p.online:
-                times.append(p.time + w.takeover_after)
+                times.append(p.heard_at + w.takeover_after)
         return min(t for t in times if t >= now) if any(t >= now for t in times) else now + 1.0
 
 

@@ -15,7 +15,7 @@ import signal
 import socket
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -30,6 +30,7 @@ from alerts.notify.outbox import Outbox, OutboxError
 from alerts.notify.payloads import PREFIX, alarm_events_topic, alarms_topic, heartbeat_topic, snapshot_json
 from alerts.profile import ProfileError, load_profiles
 from dashboard.app import LiveSources, create_app
+from dashboard.live import AlarmView
 from drivers.base import DeviceSettings, Driver
 from drivers.registry import driver_class
 from drivers.supervise import supervise
@@ -37,6 +38,7 @@ from monitor import db
 from monitor.broadcast import Broadcast
 from monitor.cluster import (
     AlarmMirror,
+    HeldView,
     MqttLink,
     RemoteActions,
     command_topic,
@@ -100,7 +102,6 @@ MAX_ANNOTATION = 2000  # characters of an annotation's text
 ANNOTATION_BACKDATE = 12 * 3600.0  # s: how far back a nurse may place an annotation ("infusion started 10 min ago")
 RESTART_LOOKBACK = 7 * 24 * 3600.0  # s: alarms left open by a stop this long ago are ended at start
 RECORDING_FAILURES = 3  # consecutive failed recorder writes (about 1.5 s) before RECORDING FAILED
-LATE = 5.0  # s: a relayed reading older than this when it arrives is recorded and shown, not fed to the engine
 MATCH = 10.0  # s: a standby's decision and its holder's event of the same alarm and phase this close are one
 SHADOW = 60.0  # s of a standby's readings kept, to record what a failed engine had not written at a takeover
 
@@ -153,7 +154,7 @@ class Service:
         try:
             self.outbox = Outbox(cfg.data_dir)
             self.notifier = Notifier(cfg.notify, cfg.site, self.outbox, {b.id: b.name or b.id for b in cfg.bays},
-                                     clock=self.clock)
+                                     clock=self.clock, origin=cfg.node if self.role == "engine" else None)
         except OutboxError as exc:
             self.store.close()
             self.db.close()
@@ -240,8 +241,8 @@ class Service:
         self._publish(item)
         try:
             if isinstance(item, Observation):
-                if item.receive_time < self.clock() - LATE:
-                    return  # relayed late (a gateway's buffer after an outage): recorded, not decided as current
+                if item.replayed:
+                    return  # from a gateway's buffer after an outage: recorded at its time, not decided as current
                 self.engine.observe(item)
                 self._tick_soon()
                 return
@@ -261,10 +262,11 @@ class Service:
         return lambda event: self.hub.ingest(device, event, self.clock())
 
     def _edge_time(self, event: DeviceEvent) -> float:
-        """When a gateway received a reading it relays (its `ts`; never later than now): the receive time at the
-        bedside, so that readings it buffered through a broker outage land at their own times in the trace."""
+        """The receive time of what a gateway relays: now, as for any monitor, but for a reading it replays from its
+        buffer after an outage, when the gateway received it (its `ts`, never later than now), so that it lands at
+        its own time in the trace. (Live readings do not depend on the two machines' clocks agreeing.)"""
         now = self.clock()
-        if isinstance(event, Reading) and event.device_time is not None:
+        if isinstance(event, Reading) and event.replayed and event.device_time is not None:
             return min(event.device_time, now)
         return now
 
@@ -422,6 +424,7 @@ class Service:
         """One step of an open session (checklist, baseline, dose, recovery, aldrete, pain, discharge, end);
         a refused discharge is audited with its reasons too."""
         before = self.sessions.get(session_id)
+        self._check_bay(before.bay)
         try:
             after = self.sessions.step(session_id, step, self.clock(), who, args)
         except SessionError as exc:
@@ -461,16 +464,22 @@ class Service:
         e, bay = self.engine, after.bay
         events: list[AlarmEvent] = []
         if admitted or not after.open:
-            default = next((b.profile for b in self.config.bays if b.id == bay), None) or self.config.alarms.profile
-            events += e.set_overrides(bay, {}, now)
-            events += e.set_profile(bay, default, now)
-            for vital in e.baselines(bay):
-                e.set_baseline(bay, vital, None, now)
+            events += self._reset_bay(bay, now)
         if after.open and (before is None or before.phase != after.phase):
             events += e.phase_changed(bay, after.phase, now)
         if after.baseline and (before is None or before.baseline != after.baseline):
             for vital, value in after.baseline.items():
                 e.set_baseline(bay, vital, value, now)
+        return events
+
+    def _reset_bay(self, bay: str, now: float) -> list[AlarmEvent]:
+        """The bay's own profile, no personal limits, no baselines: as for a new patient, or a bay handed back."""
+        e = self.engine
+        default = next((b.profile for b in self.config.bays if b.id == bay), None) or self.config.alarms.profile
+        events = e.set_overrides(bay, {}, now)
+        events += e.set_profile(bay, default, now)
+        for vital in e.baselines(bay):
+            e.set_baseline(bay, vital, None, now)
         return events
 
     def _readings(self, bay: str, since: float, until: float) -> dict[str, list[tuple[float, float]]]:
@@ -528,6 +537,7 @@ class Service:
         topics = [heartbeat_topic(site, peer) for peer in own.peer_names()]
         for bay in self.hub.bays:
             topics += [alarms_topic(site, bay), alarm_events_topic(site, bay), command_topic(site, bay)]
+        self.mirror = AlarmMirror(self.hub.bays, self.engine.life.settings)  # the holders' snapshots, for the pages
         self.link = MqttLink(broker, f"{self.config.node}-cluster", topics, self._on_engine_message,
                              on_connect=lambda: self._listening(True), on_disconnect=lambda: self._listening(False))
         return [asyncio.create_task(self.link.run(), name="cluster-link"),
@@ -538,7 +548,7 @@ class Service:
         self.ownership.listening(self.clock() if up else None)
         self._ownership_wake.set()
 
-    def _on_engine_message(self, topic: str, payload: bytes) -> None:
+    def _on_engine_message(self, topic: str, payload: bytes, retained: bool = False) -> None:
         own, site = self.ownership, self.config.site
         assert own is not None
         body = loads(payload)
@@ -546,7 +556,7 @@ class Service:
             return
         for peer in own.peer_names():
             if topic == heartbeat_topic(site, peer):
-                own.heartbeat(peer, body)
+                own.heartbeat(peer, body, None if retained else self.clock())
                 if body.get("state") == "online" and isinstance(body.get("time"), int | float):
                     self._peer_online_at[peer] = float(body["time"])
                 self._ownership_wake.set()
@@ -556,8 +566,14 @@ class Service:
             return
         if topic == alarms_topic(site, bay):
             self._snapshots[bay] = body
+            changed = self.mirror.snapshot(body) if self.mirror is not None else None
+            if changed and not self.holds(bay):  # this engine's own pages show the holder's picture of the bay
+                for event in changed:
+                    self.broadcast.publish(event)
         elif topic == alarm_events_topic(site, bay) and not self.holds(bay):
             self._follow(bay, body)
+            with contextlib.suppress(KeyError, TypeError):
+                self.broadcast.publish(event_from(body))
             if isinstance(body.get("id"), str) and isinstance(body.get("phase"), str) \
                     and isinstance(body.get("time"), int | float):
                 self._heard_events.append((bay, body["id"], body["phase"], float(body["time"])))
@@ -566,7 +582,8 @@ class Service:
         elif topic == command_topic(site, bay) and self.holds(bay):
             reply = execute_command(body, self.config.node or "", self._command, bay)
             to = body.get("reply_to")
-            if isinstance(to, str) and to.startswith(f"{PREFIX}/{site}/service/") and self.link is not None:
+            if isinstance(to, str) and to.startswith(f"{PREFIX}/{site}/service/") and to.endswith("/replies") \
+                    and to.count("/") == 5 and self.link is not None:
                 task = asyncio.get_running_loop().create_task(self.link.publish(to, reply))
                 task.add_done_callback(_log_failure)
 
@@ -600,17 +617,35 @@ class Service:
         own = self.ownership
         assert own is not None
         while True:
-            gained, lost = own.decide(self.clock())
+            now = self.clock()
+            gained, lost = own.decide(now)
             for ward in lost:
-                self._lose(ward)
+                await self._guarded(ward, "giving up", self._lose(ward))
             for ward in gained:
-                await self._gain(ward)
+                await self._guarded(ward, "taking over", self._gain(ward))
             if (gained or lost) and self.notifier.mqtt is not None:
                 self.notifier.mqtt.beat_now()
+            if self.notifier.mqtt is not None:
+                for ward in own.contested(now):  # the peer says it holds it too: this engine's picture stands
+                    for bay in self._bays_of(ward):
+                        self.notifier.mqtt.changed(bay)
             self._ownership_wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._ownership_wake.wait(),
                                        max(0.05, min(1.0, own.next_change(self.clock()) - self.clock())))
+
+    async def _guarded(self, ward: str, what: str, step: Coroutine[Any, Any, None]) -> None:
+        """A takeover or hand-back that fails on a bug must not end the ownership task in silence: the ward's bays
+        show ALARM ENGINE FAILURE, their snapshots are published again, and ownership goes on."""
+        try:
+            await step
+        except Exception:
+            log.exception("%s ward %s failed", what, ward)
+            events = [e for bay in self._bays_of(ward) for e in self.engine.external(self._engine_failure(bay))]
+            self._publish_alarms(events, force=True)
+            if self.notifier.mqtt is not None:
+                for bay in self._bays_of(ward):
+                    self.notifier.mqtt.changed(bay)
 
     def _bays_of(self, ward: str) -> list[str]:
         return [b for b, w in self._ward_of.items() if w == ward]
@@ -624,20 +659,22 @@ class Service:
         assert own is not None
         bays = self._bays_of(ward)
         log.warning("engine %s now holds ward %s (bays %s)", self.config.node, ward, ", ".join(bays))
+        snapshots = {bay: self._snapshots.get(bay, {}) for bay in bays}  # the previous holder's, not this engine's
         left_open, recorded, sessions = await asyncio.to_thread(self._takeover_reads, bays, self.clock())
         now = self.clock()
         primary = next((w.engine for w in own.wards if w.id == ward), "")
         peer = primary if primary != self.config.node else next((w.standby for w in own.wards if w.id == ward), None)
         def newer(bay: str, t: float) -> bool:  # than what the bay's last snapshot already shows
-            when = self._snapshots.get(bay, {}).get("time")
+            when = snapshots[bay].get("time")
             return not isinstance(when, int | float) or t > when
 
         heard_phase = {(b, i): ph for b, i, ph, t in sorted(self._heard_events, key=lambda h: h[3]) if newer(b, t)}
         events = self._gap_events(bays, peer)  # what this engine decided that no engine said
         last_phase = {**heard_phase, **{(e.bay, e.id): e.phase for e in events}}  # what was said last, of each
         for bay in bays:
-            published = {str(a.get("id")): a for a in self._snapshots.get(bay, {}).get("alarms", [])
-                         if isinstance(a, dict)}
+            listed = snapshots[bay].get("alarms")
+            published = {str(a.get("id")): a for a in (listed if isinstance(listed, list) else [])
+                         if isinstance(a, dict) and isinstance(a.get("id"), str)}
             for (b, alarm_id), phase in last_phase.items():  # the snapshot as it would be after the gap's events
                 if b == bay and phase == "end":
                     published.pop(alarm_id, None)
@@ -667,8 +704,17 @@ class Service:
                 if isinstance(by, str) and not active.acknowledged:
                     self.engine.acknowledge(bay, alarm_id, by, now)  # already told: its events are not repeated
         self._record_shadow(bays, recorded)
-        for session in self.sessions.adopt(bays, sessions).values():
-            events += self._apply_session(None, session, now)
+        if sessions is not None:  # (None: the store could not be read: the copy's sessions stay)
+            had = {bay: self.sessions.open.get(bay) for bay in bays}
+            adopted = self.sessions.adopt(bays, sessions)
+            for bay in bays:
+                old, session = had.get(bay), adopted.get(bay)
+                if session is None:
+                    if old is not None:  # closed at the other engine meanwhile: the bay is handed back clean
+                        events += self._reset_bay(bay, now)
+                    continue
+                new_patient = old is None or old.id != session.id  # admitted at the other engine meanwhile
+                events += self._apply_session(None if new_patient else old, session, now, admitted=new_patient)
         if primary != self.config.node:
             self._takeovers[ward] = primary
             for bay in bays:
@@ -707,14 +753,14 @@ class Service:
         return sorted(gap, key=lambda e: e.time)
 
     def _takeover_reads(self, bays: list[str], now: float
-                        ) -> tuple[list[AlarmEvent], dict[tuple[str, str], float], dict[str, Session]]:
+                        ) -> tuple[list[AlarmEvent], dict[tuple[str, str], float], dict[str, Session] | None]:
         """What a takeover reads of the store (in a worker thread): the alarms left open on `bays`, the time of the
         last recorded reading per (bay, vital) in the last SHADOW s, the open sessions. A store that cannot be read
         gives nothing of that part (logged): the takeover goes on with the hot copy and the snapshots."""
         wanted = set(bays)
         left_open: list[AlarmEvent] = []
         recorded: dict[tuple[str, str], float] = {}
-        sessions: dict[str, Session] = {}
+        sessions: dict[str, Session] | None = None
         try:
             left_open = [e for e in self.store.unended_alarms(now - RESTART_LOOKBACK) if e.bay in wanted]
             for bay in bays:
@@ -726,7 +772,7 @@ class Service:
             log.exception("takeover of bays %s: could not read the store", ", ".join(bays))
         return left_open, recorded, sessions
 
-    def _lose(self, ward: str) -> None:
+    async def _lose(self, ward: str) -> None:
         """Another engine holds `ward` now: end this engine's takeover alarm there (said while it still may)."""
         log.warning("engine %s no longer holds ward %s", self.config.node, ward)
         primary = self._takeovers.pop(ward, None)
@@ -780,7 +826,7 @@ class Service:
                 self.broadcast.publish(event)
             await asyncio.sleep(1.0)
 
-    def _on_dashboard_message(self, topic: str, payload: bytes) -> None:
+    def _on_dashboard_message(self, topic: str, payload: bytes, retained: bool = False) -> None:
         assert self.mirror is not None and self.remote is not None
         body = loads(payload)
         if body is None:
@@ -791,13 +837,14 @@ class Service:
             return
         for engine in self.mirror.engines():
             if topic == heartbeat_topic(site, engine):
-                self.mirror.heartbeat(engine, body)
+                self.mirror.heartbeat(engine, body, None if retained else self.clock())
                 return
         bay = topic.split("/")[4] if topic.count("/") >= 5 else ""
         if bay not in self.hub.bays:
             return
         if topic == alarms_topic(site, bay):
-            self.mirror.snapshot(body)
+            for event in self.mirror.snapshot(body) or []:
+                self.broadcast.publish(event)
         elif topic == alarm_events_topic(site, bay):
             try:
                 event = event_from(body)
@@ -858,11 +905,18 @@ class Service:
             m = cfg.mqtt
             broker_of_nodes = Broker(mqtt_host, mqtt_port, m.username, m.password, m.tls, m.ca_file, m.cert_file,
                                      m.key_file)
+            node_tasks: list[asyncio.Task[None]] = []  # a node's links are core: one failing stops the process
             if self.role == "engine":
-                tasks += self._start_engine_node(broker_of_nodes)
+                node_tasks = self._start_engine_node(broker_of_nodes)
             elif self.role == "dashboard":
-                tasks += self._start_dashboard_node(broker_of_nodes)
-            sources = LiveSources(cfg.site, self.hub, self.mirror or self.engine, self.broadcast, self.db,
+                node_tasks = self._start_dashboard_node(broker_of_nodes)
+            tasks += node_tasks
+            view: AlarmView = self.engine
+            if self.role == "dashboard" and self.mirror is not None:
+                view = self.mirror
+            elif self.role == "engine" and self.mirror is not None:
+                view = HeldView(self.engine, self.mirror, self.holds)
+            sources = LiveSources(cfg.site, self.hub, view, self.broadcast, self.db,
                                   self.store, self.recorder, actions=None if self.role == "dashboard" else self,
                                   sessions=self.sessions.open, forwarding=self.notifier.status, remote=self.remote,
                                   cluster=self._cluster_status if self.role != "all" else None)
@@ -873,6 +927,7 @@ class Service:
                     asyncio.create_task(self.recorder.run(), name="recorder"),
                     asyncio.create_task(server.serve(sockets=[sock]), name="http")]
             tasks += core
+            core += node_tasks
             self.started.set()
             tune_garbage_collector()
             asyncio.get_running_loop().call_later(GC_SETTLE, gc.freeze)  # what the devices' connections made

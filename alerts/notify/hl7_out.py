@@ -7,6 +7,8 @@ message but whose ACK was lost sees a repeat it can recognise.
 
 from __future__ import annotations
 
+import zlib
+
 from alerts.notify.forwarder import DeliveryError
 from alerts.notify.mllp import MllpClient, MllpError
 from alerts.notify.outbox import Pending
@@ -16,8 +18,17 @@ from monitor.model import AlarmEvent
 EVENT_FIELDS = AlarmEvent.__dataclass_fields__
 
 
-def control_id(seq: int) -> str:
-    return f"BS{seq}"
+def control_id(seq: int, origin: str | None = None) -> str:
+    """MSH-10: BS<seq>; for an engine node of a deployment BS<4 hex of its name>-<seq> (each engine counts from its
+    own outbox; at most 20 characters, as older receivers expect)."""
+    if origin is None:
+        return f"BS{seq}"
+    return f"BS{zlib.crc32(origin.encode()) & 0xFFFF:04X}-{seq}"
+
+
+def _origin(body: dict[str, object]) -> str | None:
+    origin = body.get("origin")
+    return origin if isinstance(origin, str) else None
 
 
 def event_of(body: dict[str, object]) -> AlarmEvent:
@@ -33,7 +44,7 @@ class Hl7Sender:
         self._client = MllpClient(host, port, timeout=timeout)
 
     async def send(self, item: Pending) -> None:
-        message = alarm_message(event_of(item.body), control_id=control_id(item.seq), facility=self.facility)
+        message = alarm_message(event_of(item.body), control_id=control_id(item.seq, _origin(item.body)), facility=self.facility)
         try:
             await self._client.send(message)
         except MllpError as exc:

@@ -110,6 +110,7 @@ class MqttAlarmOutput:
         self.heartbeat_extra = heartbeat_extra  # more for the heartbeat's JSON (an engine: the wards it holds)
         self._dirty: set[str] = set(self.bays)
         self._beat_now = False
+        self._session_id: str | None = None
         self._wake = asyncio.Event()
 
     def changed(self, bay: str) -> None:
@@ -146,8 +147,9 @@ class MqttAlarmOutput:
     async def _session(self) -> None:
         b = self.broker
         hb = heartbeat_topic(self.site, self.instance)
-        will = aiomqtt.Will(hb, _dumps(heartbeat_json(self.instance, "offline", self.clock(), self.interval)),
-                            qos=1, retain=True)
+        self._session_id = uuid.uuid4().hex[:12]  # this connection's: its will cannot be taken for a later one's
+        will = aiomqtt.Will(hb, _dumps(heartbeat_json(self.instance, "offline", self.clock(), self.interval,
+                                                      self._session_id)), qos=1, retain=True)
         async with b.client(f"bedside-{self.instance}-alarms-{uuid.uuid4().hex[:8]}", will=will) as client:
             try:
                 await self._heartbeat(client, "online")
@@ -172,7 +174,7 @@ class MqttAlarmOutput:
                 raise
 
     async def _heartbeat(self, client: aiomqtt.Client, state: str) -> None:
-        body = heartbeat_json(self.instance, state, self.clock(), self.interval)
+        body = heartbeat_json(self.instance, state, self.clock(), self.interval, self._session_id)
         if self.heartbeat_extra is not None and state == "online":
             body.update(self.heartbeat_extra())
         await client.publish(heartbeat_topic(self.site, self.instance), _dumps(body), qos=1, retain=True)

@@ -63,8 +63,9 @@ class Notifier:
 
     def __init__(self, cfg: NotifyConfig, site: str, outbox: Outbox, bay_names: dict[str, str], *,
                  senders: dict[str, Sender] | None = None, clock: Callable[[], float] = time.time,
-                 backoff: tuple[float, ...] = BACKOFF) -> None:
+                 backoff: tuple[float, ...] = BACKOFF, origin: str | None = None) -> None:
         self.cfg = cfg
+        self.origin = origin  # an engine node's name: in every event it queues (event ids, HL7 control ids)
         self.site = site
         self.outbox = outbox
         self.bay_names = bay_names
@@ -97,7 +98,7 @@ class Notifier:
                 targets.append(self.mqtt.target)
                 self.mqtt.changed(event.bay)
             if targets:
-                queue.append((event_json(event, self.site, self.bay_names.get(event.bay)), targets))
+                queue.append((event_json(event, self.site, self.bay_names.get(event.bay), self.origin), targets))
         if not queue:
             return
         try:

@@ -41,14 +41,20 @@ def iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def event_json(event: AlarmEvent, site: str, bay_name: str | None = None) -> JSON:
-    """One alarm event: the engine's AlarmEvent fields, with the site, the bay's name and an ISO time."""
-    return {"site": site, **asdict(event), "bay_name": bay_name or event.bay, "ts": iso(event.time)}
+def event_json(event: AlarmEvent, site: str, bay_name: str | None = None, origin: str | None = None) -> JSON:
+    """One alarm event: the engine's AlarmEvent fields, with the site, the bay's name and an ISO time; `origin`,
+    the engine node that decided it (deployments with several engines)."""
+    body = {"site": site, **asdict(event), "bay_name": bay_name or event.bay, "ts": iso(event.time)}
+    if origin is not None:
+        body["origin"] = origin
+    return body
 
 
 def with_sequence(body: JSON, seq: int) -> JSON:
-    """The event as sent: with its outbox sequence number and an id a receiver can drop repeats by."""
-    return {**body, "seq": seq, "event_id": f"{body['site']}/{seq}"}
+    """The event as sent: with its outbox sequence number and an id a receiver can drop repeats by. The events of
+    an engine node carry its name (`origin`): each engine counts from its own outbox, so the id names both."""
+    origin = body.get("origin")
+    return {**body, "seq": seq, "event_id": f"{body['site']}/{origin}/{seq}" if origin else f"{body['site']}/{seq}"}
 
 
 def active_json(a: ActiveAlarm) -> JSON:
@@ -66,6 +72,10 @@ def snapshot_json(site: str, bay: str, bay_name: str, active: Sequence[ActiveAla
             "alarms": [active_json(a) for a in active]}
 
 
-def heartbeat_json(instance: str, state: str, now: float, interval: float) -> JSON:
-    """`online` every `interval` s while bedside runs; `offline` as its last will and when it stops."""
-    return {"state": state, "instance": instance, "time": now, "ts": iso(now), "interval": interval}
+def heartbeat_json(instance: str, state: str, now: float, interval: float, session: str | None = None) -> JSON:
+    """`online` every `interval` s while bedside runs; `offline` as its last will and when it stops; `session`
+    names the connection (the same in its beats and its will)."""
+    body: JSON = {"state": state, "instance": instance, "time": now, "ts": iso(now), "interval": interval}
+    if session is not None:
+        body["session"] = session
+    return body

@@ -20,6 +20,7 @@ from monitor.cluster import (
     reply_topic,
 )
 from monitor.model import AlarmEvent
+from monitor.ownership import Ward
 
 START = AlarmEvent("bay1", "spo2_low", "start", "physiological", "high", 100.0, "SpO2 LOW", "spo2", 85.0, 90.0,
                    "ox1")
@@ -34,20 +35,51 @@ ALARM = {"id": "spo2_low", "kind": "physiological", "priority": "high", "message
          "audible": False, "paused_until": None, "escalation": 1}
 
 
-def test_the_mirror_holds_the_newest_snapshot_of_each_of_its_bays() -> None:
+def test_the_mirror_holds_the_newest_snapshot_of_each_of_its_bays_and_says_what_changed() -> None:
     mirror = AlarmMirror(["bay1", "bay2"], LifecycleSettings())
-    assert mirror.snapshot(snapshot("bay1", 10.0, [ALARM]))
+    changed = mirror.snapshot(snapshot("bay1", 10.0, [ALARM]))
+    assert changed is not None
+    assert [(e.id, e.phase, e.by) for e in changed] == [("spo2_low", "start", None),
+                                                        ("spo2_low", "acknowledged", "ann")]
     [a] = mirror.active("bay1")
     assert (a.start.id, a.start.priority, a.start.time, a.acknowledged_by, a.escalation) == (
         "spo2_low", "high", 100.0, "ann", 1)
     assert a.acknowledged and not a.audible
-    assert not mirror.snapshot(snapshot("bay1", 9.0, []))  # older: an engine's late repeat
-    assert len(mirror.active("bay1")) == 1
-    assert mirror.snapshot(snapshot("bay1", 11.0, []))
+    assert mirror.snapshot(snapshot("bay1", 10.5, [ALARM])) == []  # the same picture: nothing for the pages
+    # the newest on the topic is the truth, whatever its time says (another engine's clock may be behind)
+    ended = mirror.snapshot(snapshot("bay1", 9.0, []))
+    assert ended is not None and [(e.id, e.phase) for e in ended] == [("spo2_low", "end")]
     assert mirror.active("bay1") == [] and mirror.active() == []
-    assert not mirror.snapshot(snapshot("bay9", 12.0, []))  # not a bay of this dashboard
-    assert not mirror.snapshot(snapshot("bay2", 12.0, [{"id": "x"}]))  # malformed
+    assert mirror.snapshot(snapshot("bay9", 12.0, [])) is None  # not a bay of this dashboard
+    assert mirror.snapshot(snapshot("bay2", 12.0, [{"id": "x"}])) is None  # malformed
+    assert mirror.snapshot({**snapshot("bay2", 12.0, []), "alarms": None}) is None
     assert mirror.life.settings.audio_pause == 120.0
+
+
+def test_no_alarm_engine_on_a_ward_no_live_engine_holds_or_a_bay_no_engine_publishes() -> None:
+    wards = {"w1": Ward("w1", "e1", "e2", takeover_after=15.0)}
+    mirror = AlarmMirror(["bay1", "bay2"], LifecycleSettings(), wards, {"bay1": "w1", "bay2": "w1"})
+    cut_off = mirror.check(0.0)  # not connected to the broker: said on every bay
+    assert [(e.bay, e.id, e.phase, e.priority) for e in cut_off] == [("bay1", "no_engine", "start", "high"),
+                                                                     ("bay2", "no_engine", "start", "high")]
+    assert "cannot reach the broker" in cut_off[0].message
+    mirror.listening_since = 100.0
+    assert mirror.check(101.0) == []  # the grace: the retained heartbeats and snapshots are on their way
+    mirror.heartbeat("e1", {"state": "online", "time": 100.5, "wards": ["w1"], "session": "a"}, 100.5)
+    mirror.snapshot(snapshot("bay1", 100.5, []))
+    changed = mirror.check(104.0)
+    assert [(e.bay, e.phase) for e in changed] == [("bay1", "end"), ("bay2", "start")]
+    assert "no engine publishes bay bay2" in changed[1].message  # the reason now
+    mirror.snapshot(snapshot("bay2", 104.5, []))
+    assert [(e.bay, e.phase) for e in mirror.check(105.0)] == [("bay2", "end")]
+    mirror.heartbeat("e1", {"state": "offline", "time": 50.0, "session": "old"}, 106.0)  # a stale will: ignored
+    assert mirror.check(106.5) == []
+    mirror.heartbeat("e1", {"state": "offline", "time": 50.0, "session": "a"}, 107.0)  # engine 1 is gone
+    down = mirror.check(107.5)
+    assert {(e.bay, e.phase) for e in down} == {("bay1", "start"), ("bay2", "start")}
+    assert [a.start.id for a in mirror.active("bay1")] == ["no_engine"]
+    mirror.heartbeat("e2", {"state": "online", "time": 110.0, "wards": ["w1"], "session": "b"}, 110.0)
+    assert {(e.bay, e.phase) for e in mirror.check(110.5)} == {("bay1", "end"), ("bay2", "end")}
 
 
 def test_an_event_survives_its_trip_through_json() -> None:

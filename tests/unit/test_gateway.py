@@ -22,7 +22,7 @@ from jsonschema import Draft202012Validator
 
 from alerts.notify.mqtt_out import Broker
 from drivers.mqtt_numerics import SCHEMA_FILE, MqttNumericsCodec
-from monitor.gateway import FILE, Gateway
+from monitor.gateway import FILE, REPLAYED_AFTER, Gateway, _marked
 from monitor.model import Condition, DeviceCondition, DeviceEvent, Reading
 from monitor.mosquitto import PrivateMosquitto, free_port
 
@@ -267,3 +267,14 @@ def test_over_the_limit_the_oldest_are_dropped_and_counted(tmp_path: Path, caplo
     with sqlite3.connect(tmp_path / FILE) as db:
         seqs = [json.loads(p)["seq"] for (p,) in db.execute("SELECT payload FROM messages ORDER BY id")]
     assert seqs == list(range(15, 25))  # the newest are kept
+
+
+def test_only_what_waited_in_the_buffer_is_marked_replayed() -> None:
+    topic = f"bedside/v1/{SITE}/dev/mon1/numerics"
+    fresh = json.dumps({"ts": 1000.0, "seq": 1, "values": {"spo2": 97}}).encode()
+    assert _marked(topic, fresh, 1000.0 + REPLAYED_AFTER) == fresh  # sent on time: as it is
+    late = json.loads(_marked(topic, fresh, 1000.0 + REPLAYED_AFTER + 0.1))
+    assert late == {"ts": 1000.0, "seq": 1, "values": {"spo2": 97}, "replayed": True}
+    decoded = MqttNumericsCodec().numerics(json.dumps(late).encode())
+    assert decoded == [Reading("spo2", 97.0, 1000.0, True)]
+    assert _marked(f"bedside/v1/{SITE}/dev/mon1/state", b"online", 5000.0) == b"online"  # presence: never

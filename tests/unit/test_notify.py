@@ -250,3 +250,17 @@ def test_a_bad_target_is_named_in_the_config_error(target: dict[str, Any], says:
     with pytest.raises(ConfigError, match="notify") as err:
         parse_config({"notify": {"targets": [target]}}, "bedside.toml")
     assert says in str(err.value) and "bedside.toml" in str(err.value)
+
+
+def test_the_events_of_two_engines_never_share_an_id() -> None:
+    """Each engine of a deployment counts from its own outbox: its name is in the event id and the HL7 control id,
+    so a receiver that drops repeats does not drop the standby's events after a takeover."""
+    from alerts.notify.hl7_out import control_id
+
+    start = AlarmEvent("bay1", "spo2_low", "start", "physiological", "high", 100.0, "SpO2 LOW")
+    one, two = (with_sequence(event_json(start, "hosp", origin=engine), 7) for engine in ("engine-1", "engine-2"))
+    assert (one["event_id"], two["event_id"]) == ("hosp/engine-1/7", "hosp/engine-2/7")
+    assert with_sequence(event_json(start, "clinic"), 7)["event_id"] == "clinic/7"  # one server: as before
+    ids = {control_id(7), control_id(7, "engine-1"), control_id(7, "engine-2")}
+    assert len(ids) == 3 and all(len(i) <= 20 for i in ids) and control_id(7) == "BS7"
+    assert len(control_id(10**12, "a-very-long-engine-name")) <= 20

@@ -68,7 +68,7 @@ def start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Service, Clo
     out: list[AlarmEvent] = []
     monkeypatch.setattr(s.notifier, "events", lambda events: out.extend(events))  # what goes to the outputs
     assert s.ownership is not None
-    s.ownership.listening(clock.t)
+    s.ownership.listening(clock.t - 10)  # listening for a while: engine A's heartbeat is in
     beat(s, "online", clock.t, ["ward-1"])
     assert s.ownership.decide(clock.t) == ([], [])  # engine A holds ward 1
     return s, clock, out
@@ -178,4 +178,33 @@ async def test_an_alarm_the_holder_showed_that_is_over_here_is_ended_at_the_take
     await take_over(s, clock)
     [end] = [e for e in out if e.id == "hr_high"]
     assert end.phase == "end" and "ended at takeover by engine-b" in end.message
+    s.close()
+
+
+async def test_a_relayed_reading_is_decided_whatever_the_gateways_clock_but_a_replayed_one_is_not(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock(1000.0)
+    raw: dict[str, Any] = {
+        "site": SITE, "data_dir": str(tmp_path), "mqtt": {"url": "mqtt://127.0.0.1:1"},
+        "nodes": [{"name": "gw", "role": "gateway"}, {"name": "engine-a", "role": "engine"}],
+        "wards": [{"id": "ward-1", "engine": "engine-a"}],
+        "bays": [{"id": "bay1", "ward": "ward-1", "gateway": "gw",
+                  "devices": [{"id": "ox1", "driver": "masimo", "port": "/dev/ttyUSB0"}]}]}
+    s = Service(parse_config(with_storage(raw)).for_node("engine-a"), clock=clock)
+    out: list[AlarmEvent] = []
+    monkeypatch.setattr(s.notifier, "events", lambda events: out.extend(events))
+    assert s.ownership is not None
+    s.ownership.listening(clock.t)
+    assert s.ownership.decide(clock.t) == (["ward-1"], [])  # no standby: held at once
+    emit = s.emitter("ox1")
+    emit(Reading("spo2", 75.0, clock.t - 40, replayed=True))  # from the buffer, after an outage: the past
+    s.tick()
+    assert s.hub.bays["bay1"].latest == {} and out == []
+    emit(Reading("spo2", 75.0, clock.t - 40))  # live, from a gateway whose clock is 40 s behind
+    s.tick()
+    assert [(e.id, e.phase) for e in out] == [("spo2_low", "start")]
+    assert s.hub.bays["bay1"].latest["spo2"].receive_time == clock.t  # the engine's clock
+    s.recorder.flush()
+    times = list(s.store.trends("bay1", 0, 2000)["spo2"].time)
+    assert times == [960.0, 1000.0]  # the replayed one at the gateway's time, in the record
     s.close()
