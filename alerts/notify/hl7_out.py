@@ -1,8 +1,8 @@
 """The HL7 output: each alarm event as an ORU^R40 (IHE PCD-04, alerts/notify/pcd04.py) over MLLP to the clinic's
 alarm manager, delivered once its ACK says AA (alerts/notify/mllp.py).
 
-The message control id is `BS<outbox sequence>`, the same for every attempt, so an alarm manager that got a
-message but whose ACK was lost sees a repeat it can recognise.
+The message control id is `BS<outbox sequence>` (an engine node: `BS<hash of its name>-<sequence>`), the same for
+every attempt, so an alarm manager that got a message but whose ACK was lost sees a repeat it can recognise.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ class Hl7Sender:
         self._client = MllpClient(host, port, timeout=timeout)
 
     async def send(self, item: Pending) -> None:
-        message = alarm_message(event_of(item.body), control_id=control_id(item.seq, _origin(item.body)), facility=self.facility)
+        message = alarm_message(event_of(item.body), control_id=control_id(item.seq, _origin(item.body)),
+                                facility=self.facility)
         try:
             await self._client.send(message)
         except MllpError as exc:
