@@ -55,7 +55,8 @@ def _serve(cfg: BedsideConfig, beside: Callable[[Service], Coroutine[Any, Any, N
     """Run the service until stopped; `beside(service)` (the demo nurse) runs once it has started, until it is
     told to stop."""
     from monitor.gateway_node import GatewayNode
-    from monitor.service import Service, ServiceError
+    from monitor.process import ServiceError
+    from monitor.service import Service
 
     async def main() -> None:
         service: Service | GatewayNode = GatewayNode(cfg) if cfg.role == "gateway" else Service(cfg)

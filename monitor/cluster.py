@@ -27,7 +27,7 @@ import aiomqtt
 
 from alerts.lifecycle import ActiveAlarm, Lifecycle, LifecycleSettings
 from alerts.notify.mqtt_out import BACKOFF, Broker
-from alerts.notify.payloads import PREFIX
+from alerts.notify.payloads import PREFIX, active_from_json
 from dashboard.live import AlarmView
 from monitor.model import AlarmEvent
 from monitor.ownership import GRACE, Ward
@@ -232,7 +232,7 @@ class AlarmMirror:
         if not isinstance(when, int | float) or isinstance(when, bool) or not isinstance(listed, list):
             return None
         try:
-            active = [_active_from(bay, a) for a in listed]
+            active = [active_from_json(bay, a) for a in listed]
         except (KeyError, TypeError, ValueError, AttributeError):
             log.warning("ignored a malformed alarm snapshot for bay %s", bay)
             return None
@@ -259,13 +259,6 @@ class AlarmMirror:
 
     def snapshot_time(self, bay: str) -> float | None:
         return self._time.get(bay)
-
-
-def _active_from(bay: str, a: JSON) -> ActiveAlarm:
-    start = AlarmEvent(bay, str(a["id"]), "start", a["kind"], a["priority"], float(a["since"]), str(a["message"]),
-                       a.get("vital"), a.get("value"), a.get("limit"), a.get("device"))
-    return ActiveAlarm(start, latched=bool(a.get("latched")), acknowledged_by=a.get("acknowledged_by"),
-                       paused_until=a.get("paused_until"), escalation=int(a.get("escalation") or 0))
 
 
 class HeldView:

@@ -25,7 +25,7 @@ from drivers.registry import driver_class
 from drivers.supervise import supervise
 from monitor.config import BedsideConfig
 from monitor.gateway import Gateway
-from monitor.service import (
+from monitor.process import (
     cancel_all,
     device_settings,
     host_port,

@@ -11,13 +11,11 @@ import contextlib
 import gc
 import logging
 import math
-import signal
 import socket
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import uvicorn
@@ -29,9 +27,10 @@ from alerts.notify.notifier import Notifier, Output
 from alerts.notify.outbox import Outbox, OutboxError
 from alerts.notify.payloads import PREFIX, alarm_events_topic, alarms_topic, heartbeat_topic, snapshot_json
 from alerts.profile import ProfileError, load_profiles
+from alerts.takeover import published_alarms, reconcile, unsaid
 from dashboard.app import LiveSources, create_app
 from dashboard.live import AlarmView
-from drivers.base import DeviceSettings, Driver
+from drivers.base import Driver
 from drivers.registry import driver_class
 from drivers.supervise import supervise
 from monitor import db
@@ -47,7 +46,7 @@ from monitor.cluster import (
     loads,
     reply_topic,
 )
-from monitor.config import BedsideConfig, DeviceConfig
+from monitor.config import BedsideConfig
 from monitor.hub import Hub
 from monitor.infusion import Session, SessionError, SessionSettings
 from monitor.model import (
@@ -66,6 +65,15 @@ from monitor.model import (
 )
 from monitor.mosquitto import PrivateMosquitto
 from monitor.ownership import GRACE, Ownership, wards_from
+from monitor.process import (
+    ServiceError,
+    cancel_all,
+    device_settings,
+    host_port,
+    listen_socket,
+    stop_on_signals,
+    until_stopped_or_failed,
+)
 from monitor.recorder import Recorder
 from monitor.sessions import Sessions
 from monitor.simulated import Simulated
@@ -102,7 +110,6 @@ MAX_ANNOTATION = 2000  # characters of an annotation's text
 ANNOTATION_BACKDATE = 12 * 3600.0  # s: how far back a nurse may place an annotation ("infusion started 10 min ago")
 RESTART_LOOKBACK = 7 * 24 * 3600.0  # s: alarms left open by a stop this long ago are ended at start
 RECORDING_FAILURES = 3  # consecutive failed recorder writes (about 1.5 s) before RECORDING FAILED
-MATCH = 10.0  # s: a standby's decision and its holder's event of the same alarm and phase this close are one
 SHADOW = 60.0  # s of a standby's readings kept, to record what a failed engine had not written at a takeover
 
 
@@ -664,45 +671,13 @@ class Service:
         now = self.clock()
         primary = next((w.engine for w in own.wards if w.id == ward), "")
         peer = primary if primary != self.config.node else next((w.standby for w in own.wards if w.id == ward), None)
-        def newer(bay: str, t: float) -> bool:  # than what the bay's last snapshot already shows
-            when = snapshots[bay].get("time")
-            return not isinstance(when, int | float) or t > when
-
-        heard_phase = {(b, i): ph for b, i, ph, t in sorted(self._heard_events, key=lambda h: h[3]) if newer(b, t)}
         events = self._gap_events(bays, peer)  # what this engine decided that no engine said
-        last_phase = {**heard_phase, **{(e.bay, e.id): e.phase for e in events}}  # what was said last, of each
         for bay in bays:
-            listed = snapshots[bay].get("alarms")
-            published = {str(a.get("id")): a for a in (listed if isinstance(listed, list) else [])
-                         if isinstance(a, dict) and isinstance(a.get("id"), str)}
-            for (b, alarm_id), phase in last_phase.items():  # the snapshot as it would be after the gap's events
-                if b == bay and phase == "end":
-                    published.pop(alarm_id, None)
-                elif b == bay:
-                    published.setdefault(alarm_id, {})
-            stored = {e.id: e for e in left_open if e.bay == bay}
-            mine = {a.start.id: a for a in self.engine.active(bay)}
-            for alarm_id in sorted((set(published) | set(stored)) - set(mine)):
-                was = stored.get(alarm_id)
-                if was is None and not published[alarm_id]:
-                    continue  # started in the gap and not active here: its end is among the gap's events
-                start = was if was is not None else _start_from(bay, published[alarm_id])
-                if published.get(alarm_id, {}).get("latched") is True and start.kind == "physiological":
-                    # latched at the holder and not yet acknowledged (this copy started after it): kept, latched,
-                    # until a nurse acknowledges it here; its start and latching were said already
-                    self.engine.external(start)
-                    self.engine.external(replace(start, phase="end", time=now))
-                    continue
-                events.append(replace(start, phase="end", time=now, by=None, level=0, until=None,
-                                      message=f"{start.message} (ended at takeover by {self.config.node}: "
-                                              "its condition is not present)"))
-            for alarm_id, active in mine.items():
-                if alarm_id not in published and alarm_id not in stored:
-                    events.append(active.start)  # decided here while no engine was publishing this bay
-                    continue
-                by = published.get(alarm_id, {}).get("acknowledged_by")
-                if isinstance(by, str) and not active.acknowledged:
-                    self.engine.acknowledge(bay, alarm_id, by, now)  # already told: its events are not repeated
+            said_after = [(i, ph, t) for b, i, ph, t in self._heard_events if b == bay]
+            said_after += [(e.id, e.phase, e.time) for e in events if e.bay == bay]
+            published = published_alarms(bay, snapshots[bay], said_after)
+            left = {e.id: e for e in left_open if e.bay == bay}
+            events += reconcile(self.engine, bay, published, left, now, self.config.node or "")
         self._record_shadow(bays, recorded)
         if sessions is not None:  # (None: the store could not be read: the copy's sessions stay)
             had = {bay: self.sessions.open.get(bay) for bay in bays}
@@ -741,16 +716,12 @@ class Service:
         wanted = set(bays)
         alive_at = self._peer_online_at.get(peer, -math.inf) if peer is not None else -math.inf
         since = alive_at - 2 * self.config.notify.heartbeat_interval
-        heard: dict[tuple[str, str, str], list[float]] = {}
-        for bay, alarm_id, phase, t in self._heard_events:
-            heard.setdefault((bay, alarm_id, phase), []).append(t)
-        gap = [e for e in self._shadow_events if e.bay in wanted and e.time >= since
-               and not any(abs(t - e.time) <= MATCH for t in heard.get((e.bay, e.id, e.phase), []))]
+        gap = unsaid((e for e in self._shadow_events if e.bay in wanted), self._heard_events, since)
         self._shadow_events = deque(e for e in self._shadow_events if e.bay not in wanted)
         if gap:
             log.warning("takeover: %d alarm events decided while no engine published bays %s", len(gap),
                         ", ".join(sorted({e.bay for e in gap})))
-        return sorted(gap, key=lambda e: e.time)
+        return gap
 
     def _takeover_reads(self, bays: list[str], now: float
                         ) -> tuple[list[AlarmEvent], dict[tuple[str, str], float], dict[str, Session] | None]:
@@ -993,20 +964,6 @@ def build_engine(cfg: BedsideConfig) -> AlarmEngine:
         raise ServiceError(f"alarms: {exc}") from None
 
 
-def listen_socket(host: str, port: int) -> socket.socket:
-    """Bind the dashboard's socket here, so a port in use is a clear error before anything else starts."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ServiceError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock
-
 
 def node_view(cfg: BedsideConfig) -> BedsideConfig:
     """The config as an engine or dashboard node serves it: the bays of its wards (an engine: those it owns and
@@ -1029,66 +986,7 @@ def node_view(cfg: BedsideConfig) -> BedsideConfig:
     return cfg.model_copy(update=update)
 
 
-async def until_stopped_or_failed(stop: asyncio.Event, core: list[asyncio.Task[None]]) -> None:
-    """Wait until `stop` is set; a core task (ticker, recorder, HTTP server, gateway) that fails or ends first
-    stops the process with an error rather than leaving it half alive."""
-    stopper = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait([stopper, *core], return_when=asyncio.FIRST_COMPLETED)
-    stopper.cancel()
-    for task in done:
-        if task is not stopper and not task.cancelled() and task.exception() is not None:
-            raise RuntimeError(f"bedside core task {task.get_name()} failed") from task.exception()
-        if task is not stopper:
-            raise RuntimeError(f"bedside core task {task.get_name()} ended unexpectedly")
-
-
-async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
-    """Cancel `tasks` and wait for them, up to 4 s (what does not stop by then is logged)."""
-    for task in tasks:
-        task.cancel()
-    _, pending = await asyncio.wait(tasks, timeout=4) if tasks else (set(), set())
-    for task in pending:
-        log.error("task %s did not stop within 4 s", task.get_name())
-
-
-def stop_on_signals(stop: Callable[[], None]) -> None:
-    """SIGINT and SIGTERM call `stop` (on the running loop; where signals cannot be handled, nothing)."""
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop)
-
-
-def device_settings(cfg: BedsideConfig, dev: DeviceConfig, port: str | None, mqtt_host: str,
-                    mqtt_port: int) -> DeviceSettings:
-    """What a driver of `dev` needs: its port (or the broker), line settings, the broker's credentials."""
-    m = cfg.mqtt
-    return DeviceSettings(dev.id, port, dev.baudrate, mqtt_host, mqtt_port, m.username, m.password, cfg.site,
-                          m.tls, _str(m.ca_file), _str(m.cert_file), _str(m.key_file),
-                          dev.bytesize, dev.parity, dev.stopbits)
-
-
-def _start_from(bay: str, a: dict[str, Any]) -> AlarmEvent:
-    """The start event of an alarm as a retained snapshot lists it."""
-    return AlarmEvent(bay, str(a.get("id")), "start", a.get("kind", "technical"), a.get("priority", "medium"),
-                      float(a.get("since") or 0.0), str(a.get("message", "")), a.get("vital"), a.get("value"),
-                      a.get("limit"), a.get("device"))
-
 
 def _log_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.warning("could not answer a command: %s", task.exception())
-
-
-class ServiceError(Exception):
-    """bedside cannot start as configured; the message says why."""
-
-
-def _str(path: Path | None) -> str | None:
-    return None if path is None else str(path)
-
-
-def host_port(url: str) -> tuple[str, int]:
-    rest = url.split("://", 1)[1]
-    host, _, port = rest.rpartition(":")
-    return (host, int(port)) if host else (rest, 1883)

@@ -66,6 +66,22 @@ def active_json(a: ActiveAlarm) -> JSON:
             "paused_until": a.paused_until, "escalation": a.escalation}
 
 
+def active_from_json(bay: str, a: JSON) -> ActiveAlarm:
+    """The inverse of `active_json`: an alarm of a retained snapshot back as an ActiveAlarm (its start event and
+    where it is in its life). KeyError, TypeError or ValueError when it is not one."""
+    from alerts.lifecycle import ActiveAlarm
+
+    if not isinstance(a, dict) or not isinstance(a["id"], str) or not isinstance(a["since"], int | float):
+        raise TypeError("not an alarm of a snapshot")
+    if a["kind"] not in ("physiological", "technical") or a["priority"] not in ("high", "medium", "low"):
+        raise ValueError(f"alarm {a['id']!r}: unknown kind or priority")
+    start = AlarmEvent(bay, a["id"], "start", a["kind"], a["priority"], float(a["since"]), str(a["message"]),
+                       a.get("vital"), a.get("value"), a.get("limit"), a.get("device"))
+    by = a.get("acknowledged_by")
+    return ActiveAlarm(start, latched=a.get("latched") is True, acknowledged_by=by if isinstance(by, str) else None,
+                       paused_until=a.get("paused_until"), escalation=int(a.get("escalation") or 0))
+
+
 def snapshot_json(site: str, bay: str, bay_name: str, active: Sequence[ActiveAlarm], now: float) -> JSON:
     """A bay's active alarms now (an empty list: the bay is watched and has none)."""
     return {"site": site, "bay": bay, "bay_name": bay_name, "time": now, "ts": iso(now),

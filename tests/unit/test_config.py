@@ -72,7 +72,8 @@ def test_alarm_settings_and_profiles_dir_relative_to_the_file(tmp_path: Path) ->
 
 
 def test_unknown_profile_or_bad_profile_file_stops_the_service_with_the_reason(tmp_path: Path) -> None:
-    from monitor.service import ServiceError, build_engine
+    from monitor.process import ServiceError
+    from monitor.service import build_engine
 
     with pytest.raises(ServiceError, match="unknown alarm profile 'nope'"):
         build_engine(load_config(write(tmp_path, '[[bays]]\nid = "b1"\nprofile = "nope"\n')))

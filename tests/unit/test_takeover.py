@@ -5,12 +5,14 @@ already said is not said again, what a nurse silenced at the holder stays silenc
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from alerts.notify.payloads import alarm_events_topic, alarms_topic, heartbeat_topic
+from alerts.takeover import MATCH, published_alarms, unsaid
 from monitor.config import parse_config
 from monitor.model import AlarmEvent, Reading
 from monitor.service import Service
@@ -52,6 +54,19 @@ def holder_event(s: Service, alarm_id: str, phase: str, at: float, by: str | Non
     say(s, alarm_events_topic(SITE, "bay1"), {"site": SITE, "bay": "bay1", "id": alarm_id, "phase": phase,
                                              "kind": "physiological", "priority": "high", "time": at,
                                              "message": "", "by": by})
+
+
+def snapshot_alarm(alarm_id: str, priority: str, vital: str, value: float, limit: float, *, since: float,
+          latched: bool) -> dict[str, Any]:
+    """An alarm of a retained snapshot, unacknowledged (schema $defs/alarm_snapshot)."""
+    return {"id": alarm_id, "kind": "physiological", "priority": priority, "message": f"{vital.upper()} alarm",
+            "vital": vital, "value": value, "limit": limit, "device": "mon1", "since": since, "acknowledged_by": None,
+            "latched": latched, "audible": True, "paused_until": None, "escalation": 0}
+
+
+def holder_snapshot(s: Service, at: float, *alarms: dict[str, Any]) -> None:
+    say(s, alarms_topic(SITE, "bay1"), {"site": SITE, "bay": "bay1", "bay_name": "bay1", "time": at, "ts": "",
+                                        "alarms": list(alarms)})
 
 
 def feed(s: Service, clock: Clock, vital: str, value: float, seconds: int) -> None:
@@ -148,12 +163,8 @@ async def test_a_latched_alarm_this_copy_never_saw_is_kept_until_acknowledged(tm
                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     s, clock, out = start(tmp_path, monkeypatch)
     feed(s, clock, "spo2", 97.0, 3)  # this engine started after the desaturation: its copy has no alarm
-    say(s, alarms_topic(SITE, "bay1"), {"site": SITE, "bay": "bay1", "bay_name": "bay1", "time": clock.t, "ts": "",
-                                        "alarms": [{"id": "spo2_low", "kind": "physiological", "priority": "high",
-                                                    "message": "SpO2 LOW 75 < 90", "vital": "spo2", "value": 75.0,
-                                                    "limit": 90.0, "device": "mon1", "since": clock.t - 100,
-                                                    "acknowledged_by": None, "latched": True, "audible": True,
-                                                    "paused_until": None, "escalation": 0}]})
+    latched = snapshot_alarm("spo2_low", "high", "spo2", 75.0, 90.0, since=clock.t - 100, latched=True)
+    holder_snapshot(s, clock.t, latched)
     beat(s, "online", clock.t, ["ward-1"])
     await take_over(s, clock)
     assert [e for e in out if e.id == "spo2_low"] == []  # not ended, not said again
@@ -168,12 +179,8 @@ async def test_an_alarm_the_holder_showed_that_is_over_here_is_ended_at_the_take
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     s, clock, out = start(tmp_path, monkeypatch)
     feed(s, clock, "hr", 80.0, 3)
-    say(s, alarms_topic(SITE, "bay1"), {"site": SITE, "bay": "bay1", "bay_name": "bay1", "time": clock.t, "ts": "",
-                                        "alarms": [{"id": "hr_high", "kind": "physiological", "priority": "medium",
-                                                    "message": "HR HIGH", "vital": "hr", "value": 140.0,
-                                                    "limit": 130.0, "device": "mon1", "since": clock.t - 30,
-                                                    "acknowledged_by": None, "latched": False, "audible": True,
-                                                    "paused_until": None, "escalation": 0}]})
+    active = snapshot_alarm("hr_high", "medium", "hr", 140.0, 130.0, since=clock.t - 30, latched=False)
+    holder_snapshot(s, clock.t, active)
     beat(s, "online", clock.t, ["ward-1"])
     await take_over(s, clock)
     [end] = [e for e in out if e.id == "hr_high"]
@@ -208,3 +215,20 @@ async def test_a_relayed_reading_is_decided_whatever_the_gateways_clock_but_a_re
     times = list(s.store.trends("bay1", 0, 2000)["spo2"].time)
     assert times == [960.0, 1000.0]  # the replayed one at the gateway's time, in the record
     s.close()
+
+
+def test_unsaid_is_what_the_holder_did_not_say_within_the_match_window() -> None:
+    ev = AlarmEvent("bay1", "hr_high", "start", "physiological", "medium", 100.0, "HR")
+    late = replace(ev, time=120.0)
+    assert unsaid([ev, late], [("bay1", "hr_high", "start", 100.0 + MATCH / 2)], since=0.0) == [late]
+    assert unsaid([ev], [("bay1", "hr_high", "end", 100.0)], since=0.0) == [ev]  # another phase is not it
+    assert unsaid([ev], [], since=101.0) == []  # before the window: the holder was alive then
+
+
+def test_the_published_picture_is_the_snapshot_then_what_was_said_after_it() -> None:
+    snap = {"time": 50.0, "alarms": [snapshot_alarm("hr_high", "medium", "hr", 140.0, 130.0, since=40.0, latched=False),
+                                     {"id": "broken"}]}
+    assert set(published_alarms("bay1", snap, [])) == {"hr_high"}  # the malformed one left out
+    assert published_alarms("bay1", snap, [("hr_high", "end", 49.0)]).keys() == {"hr_high"}  # older: shown
+    assert published_alarms("bay1", snap, [("hr_high", "end", 51.0)]) == {}
+    assert published_alarms("bay1", snap, [("rr_high", "start", 52.0)])["rr_high"] is None  # known by id
